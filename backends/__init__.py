@@ -1,0 +1,1 @@
+"""Framework adapters: the only place torch, tensorflow and jax are imported."""

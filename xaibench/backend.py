@@ -1,0 +1,199 @@
+"""The uniform backend interface: numpy NHWC float32 in, numpy out.
+
+A backend wraps one model of one framework. Framework tensors never leave it. Subclasses
+implement ``_predict_batch`` (and, for gradient methods, ``_native_explain``); everything that is
+the same for every framework — input checks, batching, evaluation counting, target resolution,
+timing, the attribution record — lives here once.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence, Union
+
+import numpy as np
+
+from xaibench.errors import ConfigError, XaibenchError
+
+#: What to explain: an int k = the k highest-scoring classes of each image ("top-k"),
+#: or explicit class indices of shape (N,) or (N, K).
+Targets = Union[int, Sequence[int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What a model consumes: image shape (H, W, C), value range and class names."""
+
+    shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def check(self, x: np.ndarray) -> np.ndarray:
+        """Return ``x`` as a C-contiguous float32 NHWC batch, or raise naming what is wrong."""
+        x = np.asarray(x)
+        if x.ndim == 3 and tuple(x.shape) == self.shape:
+            raise XaibenchError(f"expected a batch (N, {', '.join(map(str, self.shape))}); "
+                                f"got one image of shape {x.shape} — add a batch axis")
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.shape:
+            raise XaibenchError(f"expected images of shape (N, {', '.join(map(str, self.shape))}) "
+                                f"(NHWC); got {x.shape}")
+        if not np.issubdtype(x.dtype, np.number):
+            raise XaibenchError(f"expected numeric images, got dtype {x.dtype}")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+
+@dataclass
+class Attribution:
+    """The result of one explanation of a batch of images.
+
+    ``values[n, h, w, c, k]`` is the attribution of pixel (h, w, c) of image n to output
+    ``output_indices[n, k]``; ``base_values`` and ``model_outputs`` are (N, K) in the same output
+    space the explainer used (the model's scores).
+    """
+
+    method: str
+    values: np.ndarray
+    output_indices: np.ndarray
+    base_values: np.ndarray
+    model_outputs: np.ndarray
+    wall_seconds: float
+    model_evals: int
+    params: dict[str, Any] = field(default_factory=dict)
+    #: optional attributions at an intermediate layer's resolution (N, h, w, c, K)
+    layer_values: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n, k = self.output_indices.shape
+        if self.values.ndim != 5 or self.values.shape[0] != n or self.values.shape[-1] != k:
+            raise XaibenchError(f"attribution values {self.values.shape} do not match "
+                                f"output indices {self.output_indices.shape}")
+        for name in ("base_values", "model_outputs"):
+            if getattr(self, name).shape != (n, k):
+                raise XaibenchError(f"{name} has shape {getattr(self, name).shape}, "
+                                    f"expected {(n, k)}")
+
+    @property
+    def n_images(self) -> int:
+        return int(self.values.shape[0])
+
+    def additivity_gap(self) -> np.ndarray:
+        """|Σφ − (f(x) − base)| per image and output, shape (N, K) (local accuracy)."""
+        total = self.values.reshape(self.n_images, -1, self.values.shape[-1]).sum(axis=1)
+        return np.abs(total - (self.model_outputs - self.base_values))
+
+
+def resolve_targets(scores: np.ndarray, targets: Targets) -> np.ndarray:
+    """Turn a :data:`Targets` spec into an (N, K) int array of output indices."""
+    n, n_classes = scores.shape
+    if isinstance(targets, (int, np.integer)):
+        k = int(targets)
+        if not 1 <= k <= n_classes:
+            raise ConfigError(f"top-k targets must be in 1..{n_classes}, got {k}")
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
+    idx = np.asarray(targets, dtype=np.int64)
+    if idx.ndim == 1:
+        idx = idx[:, None]
+    if idx.ndim != 2 or idx.shape[0] != n:
+        raise ConfigError(f"targets must have shape ({n},) or ({n}, K); got {idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= n_classes):
+        raise ConfigError(f"target indices must be in 0..{n_classes - 1}")
+    return idx
+
+
+class Backend(ABC):
+    """One model of one framework behind numpy ``predict`` / ``explain``."""
+
+    name: ClassVar[str]
+    #: explainers this backend computes itself (gradient methods), e.g. {"deep", "gradient"}
+    native_methods: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, spec: ImageSpec, *, batch_size: int = 256) -> None:
+        self.spec = spec
+        self.batch_size = batch_size
+        #: number of images passed through the model by ``predict`` since construction
+        self.n_evals = 0
+
+    # --- prediction -------------------------------------------------------------------------
+    def predict(self, x: np.ndarray, /) -> np.ndarray:
+        """Scores (N, K) float32 for an NHWC float32 batch; counts model evaluations."""
+        x = self.spec.check(x)
+        self.n_evals += len(x)
+        if len(x) == 0:
+            return np.zeros((0, self.spec.n_classes), np.float32)
+        parts = [self._predict_batch(x[i:i + self.batch_size])
+                 for i in range(0, len(x), self.batch_size)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    @abstractmethod
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        """Scores for at most ``batch_size`` checked images (framework-specific)."""
+
+    # --- explanation ------------------------------------------------------------------------
+    def explain(self, method: str, x: np.ndarray, targets: Targets = 1,
+                **params: Any) -> Attribution:
+        """Explain ``targets`` of ``x`` with the registered explainer ``method``."""
+        from xaibench.registry import explainers
+
+        explainer = explainers.get(method)
+        x = self.spec.check(x)
+        scores = self.predict(x)
+        output_indices = resolve_targets(scores, targets)
+        evals_before, start = self.n_evals, time.perf_counter()
+        values, base_values = explainer(self, x, output_indices, **params)
+        wall = time.perf_counter() - start
+        return Attribution(
+            method=method,
+            values=np.asarray(values, dtype=np.float64),
+            output_indices=output_indices,
+            base_values=np.asarray(base_values, dtype=np.float64),
+            model_outputs=np.take_along_axis(scores, output_indices, axis=1).astype(np.float64),
+            wall_seconds=wall,
+            model_evals=self.n_evals - evals_before,
+            params={k: v for k, v in params.items() if not isinstance(v, np.ndarray)},
+        )
+
+    def native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray,
+                       **params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient-based explanation computed by the framework.
+
+        Returns (values (N, H, W, C, K), base values (N, K)). Backends that support
+        ``method`` (listed in ``native_methods``) override :meth:`_native_explain`.
+        """
+        if method not in self.native_methods:
+            raise ConfigError(f"backend '{self.name}' does not implement explainer '{method}'")
+        return self._native_explain(method, x, output_indices, **params)
+
+    def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray,
+                        **params: Any) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    # --- model life cycle -------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
+                 **arch_params: Any) -> "Backend":
+        """Build the named zoo architecture with freshly initialised (seeded) weights."""
+
+    @abstractmethod
+    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
+            seed: int) -> dict[str, list[float]]:
+        """Train on NHWC images and int labels; return per-epoch history (e.g. loss)."""
+
+    @abstractmethod
+    def save(self, path: Path) -> None:
+        """Write the weights to ``path`` (a single file)."""
+
+    @abstractmethod
+    def load(self, path: Path) -> None:
+        """Read weights written by :meth:`save`."""
+
+    def randomized(self, layers: str = "top_down") -> "Backend":
+        """A copy with re-initialised layers, for the model-randomisation sanity check."""
+        raise NotImplementedError(f"backend '{self.name}' does not support randomisation yet")

@@ -1,0 +1,1 @@
+"""Explainers: model-agnostic ones over ``backend.predict`` and dispatch to native ones."""

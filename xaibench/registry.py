@@ -1,0 +1,129 @@
+"""Name -> object registries with lazy ``"module:attr"`` entries.
+
+Every registered name lives in this file (one place registers a name); entries are resolved
+on first use, so listing them imports no framework.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from xaibench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered name: where it lives and which framework it needs (if any)."""
+
+    name: str
+    target: str
+    framework: str | None = None
+    description: str = ""
+
+    @property
+    def available(self) -> bool:
+        """True when the entry's framework (if any) can be imported."""
+        return self.framework is None or importlib.util.find_spec(self.framework) is not None
+
+
+class Registry:
+    """A named collection of lazily imported objects."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+        self._resolved: dict[str, Any] = {}
+
+    def register(self, name: str, target: str, *, framework: str | None = None,
+                 description: str = "") -> None:
+        """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path)."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} '{name}' is already registered")
+        self._entries[name] = Entry(name, target, framework, description)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def entries(self) -> list[Entry]:
+        """All entries sorted by name."""
+        return [self._entries[name] for name in self]
+
+    def entry(self, name: str) -> Entry:
+        """The entry for ``name``; unknown names raise with close-match suggestions."""
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ConfigError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        """"unknown explainer 'partion' — did you mean 'partition'?" style message."""
+        close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.6)
+        hint = f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return f"unknown {self.kind} '{name}'{hint} (known: {', '.join(self)})"
+
+    def get(self, name: str) -> Any:
+        """Import (once) and return the object registered as ``name``."""
+        if name not in self._resolved:
+            entry = self.entry(name)
+            module_name, _, attr = entry.target.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                if entry.framework and not entry.available:
+                    from xaibench.errors import MissingFrameworkError
+                    raise MissingFrameworkError(entry.framework, _EXTRA[entry.framework]) from exc
+                raise
+            self._resolved[name] = getattr(module, attr) if attr else module
+        return self._resolved[name]
+
+
+_EXTRA = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow", "jax": "jax",
+          "flax": "jax"}
+
+backends = Registry("backend")
+models = Registry("model")
+datasets = Registry("dataset")
+explainers = Registry("explainer")
+maskers = Registry("masker")
+metrics = Registry("metric")
+
+ALL = {r.kind: r for r in (backends, models, datasets, explainers, maskers, metrics)}
+
+backends.register("torch", "backends.torch_backend:TorchBackend", framework="torch",
+                  description="PyTorch nn.Module")
+
+models.register("fmnist_cnn", "backends.zoo.fmnist_cnn",
+                description="conv32-conv16 3x3 SAME ReLU, dense 10 (Flax tutorial CNN)")
+
+datasets.register("fashion_mnist", "xaibench.data.fashion_mnist:load",
+                  description="Fashion-MNIST 28x28 grey, 10 classes")
+datasets.register("digits", "xaibench.data.digits:load",
+                  description="scikit-learn's bundled 8x8 digits")
+datasets.register("synthetic", "xaibench.data.synthetic:load",
+                  description="pattern-at-random-position images with ground-truth masks")
+
+explainers.register("deep", "xaibench.explain.native:deep",
+                    description="DeepLIFT rescale (shap DeepExplainer)")
+explainers.register("gradient", "xaibench.explain.native:gradient",
+                    description="expected gradients (shap GradientExplainer)")
+explainers.register("partition", "xaibench.explain.partition:partition",
+                    description="shap PartitionExplainer over backend.predict")
+explainers.register("permutation", "xaibench.explain.permutation:permutation",
+                    description="shap PermutationExplainer over backend.predict")
+
+maskers.register("inpaint_telea", "xaibench.explain.maskers:inpaint_telea",
+                 description="OpenCV Telea inpainting of masked pixels")
+maskers.register("inpaint_ns", "xaibench.explain.maskers:inpaint_ns",
+                 description="OpenCV Navier-Stokes inpainting of masked pixels")
+maskers.register("blur", "xaibench.explain.maskers:blur",
+                 description="masked pixels replaced by a box blur of the image, blur(kx,ky)")
+
+metrics.register("additivity", "xaibench.metrics.additivity:AdditivityGap",
+                 description="|sum(phi) - (f(x) - base)| per image and output")
