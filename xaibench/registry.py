@@ -98,14 +98,24 @@ ALL = {r.kind: r for r in (backends, models, datasets, explainers, maskers, metr
 
 backends.register("torch", "backends.torch_backend:TorchBackend", framework="torch",
                   description="PyTorch nn.Module")
+backends.register("keras", "backends.keras_backend:KerasBackend", framework="tensorflow",
+                  description="Keras 3 model on TensorFlow 2")
+backends.register("flax", "backends.flax_backend:FlaxBackend", framework="flax",
+                  description="Flax linen module on JAX")
 
-models.register("fmnist_cnn", "backends.zoo.fmnist_cnn",
+models.register("fmnist_cnn", "backends.zoo.architectures:FMNIST_CNN",
                 description="conv32-conv16 3x3 SAME ReLU, dense 10 (Flax tutorial CNN)")
+models.register("mlp", "backends.zoo.architectures:MLP",
+                description="flatten, dense 128 ReLU, dense 10")
+models.register("vgg16_transfer", "backends.zoo.architectures:VGG16_TRANSFER",
+                description="frozen VGG16 features + new dense softmax head")
 
 datasets.register("fashion_mnist", "xaibench.data.fashion_mnist:load",
                   description="Fashion-MNIST 28x28 grey, 10 classes")
 datasets.register("digits", "xaibench.data.digits:load",
                   description="scikit-learn's bundled 8x8 digits")
+datasets.register("image_folder", "xaibench.data.image_folder:load",
+                  description="class-per-subfolder image directory (PNG/JPEG)")
 datasets.register("synthetic", "xaibench.data.synthetic:load",
                   description="pattern-at-random-position images with ground-truth masks")
 
@@ -117,6 +127,8 @@ explainers.register("partition", "xaibench.explain.partition:partition",
                     description="shap PartitionExplainer over backend.predict")
 explainers.register("permutation", "xaibench.explain.permutation:permutation",
                     description="shap PermutationExplainer over backend.predict")
+explainers.register("random", "xaibench.explain.baselines:random",
+                    description="baseline: Gaussian noise attributions (a floor for metrics)")
 
 maskers.register("inpaint_telea", "xaibench.explain.maskers:inpaint_telea",
                  description="OpenCV Telea inpainting of masked pixels")
