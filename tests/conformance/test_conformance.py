@@ -1,0 +1,47 @@
+"""Every registered backend and explainer passes the same suite (xaibench.testing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xaibench import ImageSpec
+from xaibench.registry import backends, explainers
+from xaibench.testing import check_backend, check_explainer, sample_images
+
+TINY = ImageSpec(shape=(8, 8, 1), class_names=("a", "b", "c"))
+
+#: explainer -> (params, additive?, tolerance); background is added for native methods
+EXPLAINER_CASES = {
+    "deep": ({}, True, 1e-4),
+    "gradient": ({"nsamples": 400, "seed": 0}, True, 0.2),
+    "partition": ({"masker": "blur(3,3)", "max_evals": 200}, True, 1e-4),
+    "permutation": ({"masker": "blur(3,3)", "max_evals": 2 * 64 + 1}, True, 1e-4),
+    "random": ({"seed": 0}, False, 0.0),
+}
+
+
+@pytest.fixture(scope="module", params=list(backends))
+def backend(request):
+    entry = backends.entry(request.param)
+    if not entry.available:
+        pytest.skip(f"{entry.framework} not installed")
+    return backends.get(request.param).from_zoo("fmnist_cnn", TINY, seed=0)
+
+
+def test_every_explainer_has_a_case():
+    assert set(explainers) == set(EXPLAINER_CASES)
+
+
+def test_backend_conformance(backend):
+    check_backend(backend)
+
+
+@pytest.mark.parametrize("method", sorted(EXPLAINER_CASES))
+def test_explainer_conformance(backend, method):
+    params, additive, atol = EXPLAINER_CASES[method]
+    if method in {"deep", "gradient"}:
+        params = {**params, "background": sample_images(backend, 10, seed=2)}
+    attribution = check_explainer(backend, method, additive=additive, atol=atol, **params)
+    assert attribution.method == method
+    assert np.abs(attribution.values).sum() > 0
