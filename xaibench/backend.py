@@ -146,7 +146,7 @@ class Backend(ABC):
         scores = self.predict(x)
         output_indices = resolve_targets(scores, targets)
         evals_before, start = self.n_evals, time.perf_counter()
-        values, base_values = explainer(self, x, output_indices, **params)
+        values, base_values, *layer_values = explainer(self, x, output_indices, **params)
         wall = time.perf_counter() - start
         return Attribution(
             method=method,
@@ -157,13 +157,16 @@ class Backend(ABC):
             wall_seconds=wall,
             model_evals=self.n_evals - evals_before,
             params={k: v for k, v in params.items() if not isinstance(v, np.ndarray)},
+            layer_values=np.asarray(layer_values[0], dtype=np.float64) if layer_values else None,
         )
 
     def native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray,
-                       **params: Any) -> tuple[np.ndarray, np.ndarray]:
+                       **params: Any) -> tuple[np.ndarray, ...]:
         """Gradient-based explanation computed by the framework.
 
-        Returns (values (N, H, W, C, K), base values (N, K)). Backends that support
+        Returns (values (N, H, W, C, K), base values (N, K)) and, for explanations of an
+        intermediate ``layer``, a third element: the values at layer resolution (N, h, w, c, K)
+        (``values`` then holds them upsampled to the image). Backends that support
         ``method`` (listed in ``native_methods``) override :meth:`_native_explain`.
         """
         if method not in self.native_methods:
@@ -171,7 +174,7 @@ class Backend(ABC):
         return self._native_explain(method, x, output_indices, **params)
 
     def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray,
-                        **params: Any) -> tuple[np.ndarray, np.ndarray]:
+                        **params: Any) -> tuple[np.ndarray, ...]:
         raise NotImplementedError
 
     # --- model life cycle -------------------------------------------------------------------

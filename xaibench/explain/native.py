@@ -15,7 +15,12 @@ def deep(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
 
 def gradient(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
              background: np.ndarray, nsamples: int = 200, local_smoothing: float = 0.0,
-             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Expected gradients against ``background`` images, as shap's GradientExplainer."""
+             seed: int = 0, layer: str | int | None = None) -> tuple[np.ndarray, ...]:
+    """Expected gradients against ``background`` images, as shap's GradientExplainer.
+
+    With ``layer`` (a name or index) the model output is attributed to that intermediate
+    layer's activations; backends that cannot do this raise ConfigError.
+    """
     return backend.native_explain("gradient", x, output_indices, background=background,
-                                  nsamples=nsamples, local_smoothing=local_smoothing, seed=seed)
+                                  nsamples=nsamples, local_smoothing=local_smoothing, seed=seed,
+                                  layer=layer)
