@@ -197,6 +197,16 @@ class Backend(ABC):
     def load(self, path: Path) -> None:
         """Read weights written by :meth:`save`."""
 
-    def randomized(self, layers: str = "top_down") -> "Backend":
-        """A copy with re-initialised layers, for the model-randomisation sanity check."""
-        raise NotImplementedError(f"backend '{self.name}' does not support randomisation yet")
+    # --- model randomisation (sanity checks) -------------------------------------------------
+    def layer_names(self) -> list[str]:
+        """Names of the layers with parameters, from input to output."""
+        raise NotImplementedError(f"backend '{self.name}' does not list its layers")
+
+    def randomized(self, n_layers: int, *, seed: int = 0) -> "Backend":
+        """A copy whose top ``n_layers`` parameterised layers (output side) are re-initialised.
+
+        Cascading top-down randomisation for the model-parameter randomisation test (MPRT):
+        ``randomized(1)`` re-initialises the output layer, ``randomized(len(layer_names()))``
+        the whole model. The original backend is left untouched.
+        """
+        raise NotImplementedError(f"backend '{self.name}' does not support randomisation")
