@@ -1,0 +1,181 @@
+"""Images in a class-per-subfolder layout (like Kaggle's 10 Monkey Species)::
+
+    root/
+      class_a/  img001.jpg  img002.png  ...
+      class_b/  ...
+
+Class names are the sorted subfolder names; images in nested folders below a class folder
+belong to that class. PNG and JPEG files are decoded with Pillow, EXIF-rotated, converted to
+RGB (or grey) and resized to ``size`` (stretched, no cropping). Files that are not images
+or cannot be decoded are skipped with one :class:`ImageFolderWarning` listing each of them
+and the reason; hidden files (``.name``) are ignored silently.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from xaibench.data.base import Dataset
+from xaibench.errors import ConfigError, DataError
+
+NAME = "image_folder"
+EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+class ImageFolderWarning(UserWarning):
+    """Some files under an image folder were skipped."""
+
+
+def load(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = False,
+         test_fraction: float = 0.2, seed: int = 0, n_train: int | None = None,
+         n_test: int | None = None) -> Dataset:
+    """Read ``root`` into a :class:`Dataset` of (N, H, W, 3) (or 1 with ``grayscale``) images.
+
+    ``size`` is ``(height, width)`` or one int for square images. The train/test split is
+    stratified and seeded: within each class ``test_fraction * count`` images (rounded half
+    up, keeping at least one for training) go to the test set, chosen by
+    ``numpy.random.default_rng(seed)``; both splits are then shuffled with the same generator.
+    ``n_train`` / ``n_test`` keep the first n images of each split; None keeps all.
+
+    Raises :class:`DataError` when ``root`` does not exist or is not a folder, when it has no
+    class subfolders, or when a class folder has no readable image.
+    """
+    height, width = _check_size(size)
+    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float))
+            or not 0.0 <= test_fraction < 1.0):
+        raise ConfigError(f"image_folder: test_fraction must be in [0, 1), got {test_fraction!r}")
+    path = Path(os.fspath(root)).expanduser()
+    if not path.exists():
+        raise DataError(f"image folder {path} does not exist")
+    if not path.is_dir():
+        raise DataError(f"image folder {path} is not a directory")
+
+    skipped: list[tuple[Path, str]] = []
+    class_dirs = []
+    for entry in sorted(path.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            class_dirs.append(entry)
+        else:
+            skipped.append((entry, "not inside a class folder"))
+    if not class_dirs:
+        _warn_skipped(path, skipped)
+        raise DataError(f"image folder {path} is empty: expected one subfolder per class "
+                        "holding PNG/JPEG images")
+
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    empty = []
+    for label, folder in enumerate(class_dirs):
+        count = 0
+        for file in _files(folder):
+            if file.suffix.lower() not in EXTENSIONS:
+                skipped.append((file, f"not a PNG/JPEG file (extension '{file.suffix}')"))
+                continue
+            try:
+                images.append(_read_image(file, height, width, grayscale))
+            except Exception as exc:  # noqa: BLE001 - any undecodable file is skipped
+                skipped.append((file, f"cannot decode image: {type(exc).__name__}: {exc}"))
+                continue
+            labels.append(label)
+            count += 1
+        if count == 0:
+            empty.append(folder)
+    _warn_skipped(path, skipped)
+    if empty:
+        raise DataError(f"image folder {path}: no readable PNG/JPEG image in class folder(s) "
+                        + ", ".join(str(f) for f in empty))
+
+    x = np.stack(images)
+    y = np.asarray(labels, dtype=np.int64)
+    rng = np.random.default_rng(int(seed))
+    test_mask = np.zeros(len(y), dtype=bool)
+    for label in range(len(class_dirs)):
+        members = np.flatnonzero(y == label)
+        n_test_c = min(int(np.floor(float(test_fraction) * len(members) + 0.5)), len(members) - 1)
+        test_mask[rng.permutation(members)[:n_test_c]] = True
+    train_idx = rng.permutation(np.flatnonzero(~test_mask))
+    test_idx = rng.permutation(np.flatnonzero(test_mask))
+    train_idx = train_idx[:_check_count("n_train", n_train, len(train_idx))]
+    test_idx = test_idx[:_check_count("n_test", n_test, len(test_idx))]
+    return Dataset(
+        name=NAME,
+        x_train=x[train_idx],
+        y_train=y[train_idx],
+        x_test=x[test_idx],
+        y_test=y[test_idx],
+        class_names=tuple(d.name for d in class_dirs),
+    )
+
+
+def _files(folder: Path) -> list[Path]:
+    """Non-hidden files below ``folder`` (recursively, not into hidden folders), sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(Path(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
+    return sorted(found)
+
+
+def _read_image(file: Path, height: int, width: int, grayscale: bool) -> np.ndarray:
+    """One image as float32 (height, width, channels) in [0, 1]."""
+    from PIL import Image, ImageOps
+
+    with Image.open(file) as img:
+        if img.format not in ("PNG", "JPEG", "MPO"):
+            raise ValueError(f"file content is {img.format}, not PNG/JPEG")
+        if img.format in ("JPEG", "MPO"):
+            # decode large JPEGs at a reduced scale (still >= the requested size)
+            img.draft("L" if grayscale else "RGB", (width, height))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        img = _to_8bit(img)
+        img = img.convert("L" if grayscale else "RGB")
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
+        array = np.asarray(img, dtype=np.float32) / np.float32(255)
+    return array[..., None] if grayscale else array
+
+
+def _to_8bit(img):
+    """16-bit and float greyscale images scaled to 8 bits (Pillow would clip them)."""
+    from PIL import Image
+
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        scale = 1.0 if img.mode == "F" else (65535.0 if values.max(initial=0) > 255 else 255.0)
+        return Image.fromarray(np.clip(values / scale * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    return img
+
+
+def _warn_skipped(root: Path, skipped: list[tuple[Path, str]]) -> None:
+    if skipped:
+        lines = "\n".join(f"  {file}: {reason}" for file, reason in skipped)
+        warnings.warn(f"image folder {root}: skipped {len(skipped)} file(s):\n{lines}",
+                      ImageFolderWarning, stacklevel=3)
+
+
+def _check_size(size) -> tuple[int, int]:
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        dims = (int(size), int(size))
+    elif (isinstance(size, (tuple, list)) and len(size) == 2
+          and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size)):
+        dims = (int(size[0]), int(size[1]))
+    else:
+        raise ConfigError(f"image_folder: size must be an int or (height, width), got {size!r}")
+    if min(dims) < 1:
+        raise ConfigError(f"image_folder: size must be positive, got {size!r}")
+    return dims
+
+
+def _check_count(name: str, n: int | None, available: int) -> int:
+    if n is None:
+        return available
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= available:
+        raise ConfigError(f"image_folder: {name} must be an integer in 0..{available}, "
+                          f"got {n!r}")
+    return int(n)
