@@ -120,6 +120,11 @@ class Store:
         with self._connect() as con:
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
+    def meta(self) -> dict[str, Any]:
+        """Every meta key, JSON-decoded."""
+        with self._connect() as con:
+            return {key: json.loads(value) for key, value in con.execute("SELECT * FROM meta")}
+
     def get_meta(self, key: str, default: Any = None) -> Any:
         with self._connect() as con:
             row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

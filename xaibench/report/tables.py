@@ -7,9 +7,6 @@ document format.
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +52,7 @@ class Results:
         metrics = _with_additivity(store, cells, store.frame("metrics"))
         scores = (metrics.groupby(["cell_key", "metric", "image"], as_index=False)
                   .agg(value=("value", "mean"), higher_is_better=("higher_is_better", "first")))
-        return cls(store, _read_meta(store), store.frame("models"), cells, scores)
+        return cls(store, store.meta(), store.frame("models"), cells, scores)
 
     @property
     def datasets(self) -> list[str]:
@@ -71,12 +68,6 @@ class Results:
         """Class ``index`` of ``dataset`` by name (meta "class_names"), else the index itself."""
         names = (self.meta.get("class_names") or {}).get(dataset) or []
         return str(names[index]) if 0 <= index < len(names) else str(index)
-
-
-def _read_meta(store: Store) -> dict[str, Any]:
-    """Every meta key of the store, JSON-decoded."""
-    with closing(sqlite3.connect(store.path)) as con:
-        return {key: json.loads(value) for key, value in con.execute("SELECT key, value FROM meta")}
 
 
 def _params_text(params: dict[str, Any]) -> str:
