@@ -1,0 +1,178 @@
+"""shap image maskers that are correct on float images (imports shap and cv2: import lazily).
+
+shap's own ``shap.maskers.Image("inpaint_telea" | "inpaint_ns")`` casts the image to uint8
+before inpainting and back, so an image with values in [0, 1] comes back entirely zero — the
+kept pixels included — and even a 0–255 image loses its fractional part everywhere. The maskers
+here fix that, and keep everything else shap's ``Image`` masker does (one feature per
+pixel-channel, ``shape == (1, H*W*C)``, the axis-aligned partition tree in ``clustering`` that
+PartitionExplainer needs, the per-sample background):
+
+* unmasked features are returned *exactly* as they are in the input (no quantisation, no cast);
+* hidden features are filled from a per-image background computed once per image (blur) or
+  from OpenCV inpainting of an 8-bit copy of the image scaled to its own value range
+  [min, max] -> [0, 255] and scaled back (inpaint), so fill values lie in the image's range.
+
+The mask convention is shap's: ``True`` keeps a feature, ``False`` hides (masks) it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import shap
+
+_INPAINT_FLAGS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+
+
+class FloatImageMasker(shap.maskers.Image):
+    """Base class: shap's Image masker machinery with exact pass-through of kept features.
+
+    Subclasses implement :meth:`_prepare` (per-image work, cached while the same image is being
+    explained) and :meth:`_fill` (the image with hidden features replaced).
+    """
+
+    def __init__(self, mask_value: str, shape: tuple[int, int, int]) -> None:
+        # shap's constructor builds the partition tree (``clustering``) and sets shape,
+        # image_data, fixed_background=False (the background depends on the image) and
+        # immutable_outputs=True (every call returns a fresh array).
+        super().__init__(mask_value, tuple(int(s) for s in shape))
+        self._cache_key: np.ndarray | None = None
+        self._cache_value: Any = None
+
+    # --- shap's masker protocol ------------------------------------------------------------
+    def __call__(self, mask: Any, x: Any) -> tuple[np.ndarray]:
+        if shap.utils.safe_isinstance(x, "torch.Tensor"):
+            x = x.cpu().numpy()
+        if isinstance(x, list) and len(x) == 1:
+            x = x[0]
+        x = np.asarray(x)
+        if x.size != int(np.prod(self.input_shape)):
+            raise ValueError(
+                f"the image to mask has {x.size} values, but the masker was built for shape "
+                f"{self.input_shape} ({int(np.prod(self.input_shape))} values)")
+        in_shape = x.shape
+        flat = x.reshape(-1)
+        if mask is None:
+            keep = np.zeros(flat.size, dtype=bool)
+        else:
+            keep = np.asarray(mask, dtype=bool).reshape(-1)
+            if keep.size != flat.size:  # shap's True/False shorthand for "all" / "none"
+                keep = np.broadcast_to(keep, flat.shape)
+        if keep.all():
+            out = flat.copy()
+        else:
+            out = self._fill(flat, keep, self._prepared(flat))
+        return (out.reshape(1, *in_shape),)
+
+    def save(self, out_file: Any) -> None:  # pragma: no cover - not used by xaibench
+        raise NotImplementedError(f"{type(self).__name__} cannot be serialised with shap's "
+                                  "save(); rebuild it from its spec string")
+
+    # --- per-image cache -------------------------------------------------------------------
+    def _prepared(self, flat: np.ndarray) -> Any:
+        """Per-image state, recomputed only when the image changes (compared by value)."""
+        same = self._cache_key is not None and np.array_equal(self._cache_key, flat,
+                                                              equal_nan=flat.dtype.kind == "f")
+        if not same:
+            self._cache_value = self._prepare(flat.reshape(self.input_shape))
+            self._cache_key = flat.copy()
+        return self._cache_value
+
+    def _prepare(self, image: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def _fill(self, flat: np.ndarray, keep: np.ndarray, prepared: Any) -> np.ndarray:
+        raise NotImplementedError
+
+
+class BlurMasker(FloatImageMasker):
+    """Hidden features take the value of a (kx, ky) box blur of the whole image."""
+
+    def __init__(self, shape: tuple[int, int, int], kx: int = 8, ky: int = 8) -> None:
+        self.kernel = (int(kx), int(ky))
+        super().__init__(f"blur({self.kernel[0]},{self.kernel[1]})", shape)
+
+    def _prepare(self, image: np.ndarray) -> np.ndarray:
+        # cv2.blur keeps the dtype (float32 stays float32) and drops a trailing axis of size 1;
+        # the border is reflected (BORDER_REFLECT_101), as in shap.
+        return np.asarray(cv2.blur(image, self.kernel)).reshape(-1)
+
+    def _fill(self, flat: np.ndarray, keep: np.ndarray, blurred: np.ndarray) -> np.ndarray:
+        return np.where(keep, flat, blurred.astype(flat.dtype, copy=False))
+
+    def __repr__(self) -> str:
+        return f"BlurMasker(shape={self.input_shape}, kx={self.kernel[0]}, ky={self.kernel[1]})"
+
+
+class InpaintMasker(FloatImageMasker):
+    """Hidden features are inpainted by OpenCV (Telea or Navier–Stokes) from the kept pixels.
+
+    A pixel is inpainted when any of its channels is hidden; its kept channels are then put
+    back exactly. When every pixel is hidden there is nothing to inpaint from and, as in shap,
+    the hidden features take the image's per-channel mean.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], method: str, radius: float = 3) -> None:
+        if method not in _INPAINT_FLAGS:
+            raise ValueError(f"unknown inpainting method {method!r}")
+        self.method = method
+        self.radius = float(radius)
+        self._flag = _INPAINT_FLAGS[method]
+        super().__init__(f"inpaint_{method}", shape)
+
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
+        lo, hi = float(image.min()), float(image.max())
+        scale = (hi - lo) / 255.0 if hi > lo else 1.0
+        u8 = np.clip(np.rint((image.astype(np.float64) - lo) / scale), 0, 255).astype(np.uint8)
+        mean = image.reshape(-1, image.shape[-1]).mean(axis=0, dtype=np.float64)
+        return np.ascontiguousarray(u8), lo, scale, mean
+
+    def _inpaint_u8(self, u8: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """cv2.inpaint for any channel count (it takes 1- or 3-channel 8-bit images)."""
+        channels = u8.shape[-1]
+        if channels in (1, 3):
+            out = cv2.inpaint(u8, hole, self.radius, self._flag)
+            return np.asarray(out).reshape(u8.shape)
+        return np.stack([cv2.inpaint(np.ascontiguousarray(u8[..., c]), hole, self.radius,
+                                     self._flag) for c in range(channels)], axis=-1)
+
+    def _fill(self, flat: np.ndarray, keep: np.ndarray,
+              prepared: tuple[np.ndarray, float, float, np.ndarray]) -> np.ndarray:
+        u8, lo, scale, mean = prepared
+        hidden = ~keep.reshape(self.input_shape)
+        hole = hidden.any(axis=-1)
+        if hole.all():
+            filled = np.broadcast_to(mean, self.input_shape)
+        else:
+            filled = self._inpaint_u8(u8, hole.astype(np.uint8)).astype(np.float64) * scale + lo
+        out = flat.copy()
+        hidden_flat = hidden.reshape(-1)
+        out[hidden_flat] = filled.reshape(-1)[hidden_flat]
+        return out
+
+    def __repr__(self) -> str:
+        return (f"InpaintMasker(shape={self.input_shape}, method={self.method!r}, "
+                f"radius={self.radius:g})")
+
+
+class ConstantMasker(FloatImageMasker):
+    """Hidden features take a constant value (a fixed, image-independent background).
+
+    With a constant background exact SHAP values of a linear model are known in closed form,
+    which makes this masker the reference for testing the explainers.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], value: float = 0.0) -> None:
+        self.value = float(value)
+        super().__init__(f"constant({self.value:g})", shape)
+
+    def _prepare(self, image: np.ndarray) -> None:
+        return None
+
+    def _fill(self, flat: np.ndarray, keep: np.ndarray, prepared: None) -> np.ndarray:
+        return np.where(keep, flat, np.asarray(self.value, dtype=flat.dtype))
+
+    def __repr__(self) -> str:
+        return f"ConstantMasker(shape={self.input_shape}, value={self.value:g})"

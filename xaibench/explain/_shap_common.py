@@ -1,0 +1,130 @@
+"""Helpers shared by the shap-based model-agnostic explainers (partition, permutation)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from xaibench.backend import Backend
+from xaibench.errors import ConfigError
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, or ConfigError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as None or an int usable by numpy's legacy global RNG, or ConfigError."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be None or an integer in [0, 2**32), got {seed!r}")
+    return int(seed)
+
+
+def check_output_indices(x: np.ndarray, output_indices: np.ndarray) -> np.ndarray:
+    """``output_indices`` as an (N, K) int64 array matching the batch ``x``."""
+    idx = np.asarray(output_indices, dtype=np.int64)
+    if idx.ndim != 2 or idx.shape[0] != len(x):
+        raise ConfigError(f"output_indices must have shape ({len(x)}, K), got {idx.shape}")
+    return idx
+
+
+def resolve_masker(masker: Any, image_shape: tuple[int, int, int]) -> Any:
+    """A masker spec string built with :func:`~xaibench.explain.maskers.make_masker`;
+    an already built shap masker object is used as it is (programmatic use, tests)."""
+    from xaibench.explain.maskers import make_masker
+
+    if isinstance(masker, str):
+        return make_masker(masker, image_shape)
+    if callable(masker) and hasattr(masker, "shape") and hasattr(masker, "clustering"):
+        n_features = int(np.prod(image_shape))
+        if not callable(masker.shape) and int(masker.shape[1]) != n_features:
+            raise ConfigError(f"the masker has {masker.shape[1]} features but images of shape "
+                              f"{tuple(image_shape)} have {n_features}")
+        return masker
+    raise ConfigError(f"masker must be a spec string such as 'blur(8,8)' or a shap image masker, "
+                      f"got {masker!r}")
+
+
+def model_function(backend: Backend) -> Callable[[np.ndarray], np.ndarray]:
+    """The model as shap sees it: masked NHWC samples -> (B, n_classes) scores.
+
+    Every call goes through ``backend.predict``, so each masked sample is counted as one
+    model evaluation.
+    """
+    shape = backend.spec.shape
+
+    def f(batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch, dtype=np.float32).reshape((-1, *shape))
+        return backend.predict(batch)
+
+    return f
+
+
+@contextlib.contextmanager
+def numpy_global_seed(seed: int | None) -> Iterator[None]:
+    """Seed the global RNGs shap draws from, and restore numpy's afterwards.
+
+    shap uses numpy's global RNG in plain Python (PartitionExplainer's queue tie-breaking) and
+    inside numba-compiled code (PermutationExplainer's partition-tree shuffle), where
+    ``np.random`` is numba's *own* generator that ``np.random.seed`` does not reach — so
+    shap's ``seed=`` alone does not make permutations reproducible. Both are seeded here.
+    """
+    check_seed(seed)
+    state = np.random.get_state()
+    numba_state = _numba_rng_state()
+    if seed is not None:
+        np.random.seed(seed)
+        _seed_numba(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+        _restore_numba_rng_state(numba_state)
+
+
+def _numba_rng_state() -> Any:
+    try:
+        from numba import _helperlib
+        return _helperlib.rnd_get_state(_helperlib.rnd_get_np_state_ptr())
+    except Exception:  # pragma: no cover - private numba API changed
+        return None
+
+
+def _restore_numba_rng_state(state: Any) -> None:
+    """Best effort (numba's cached second Gaussian is not part of the state)."""
+    if state is None:  # pragma: no cover
+        return
+    from numba import _helperlib
+    _helperlib.rnd_set_state(_helperlib.rnd_get_np_state_ptr(), state)
+
+
+def _seed_numba(seed: int) -> None:
+    try:
+        from numba import _helperlib
+        _helperlib.rnd_seed(_helperlib.rnd_get_np_state_ptr(), int(seed))
+    except (ImportError, AttributeError):  # pragma: no cover - private numba API changed
+        _numba_seed_function()(int(seed))
+
+
+@functools.cache
+def _numba_seed_function() -> Callable[[int], None]:  # pragma: no cover
+    from numba import njit
+
+    @njit
+    def seed(value: int) -> None:
+        np.random.seed(value)
+
+    return seed
+
+
+def empty_result(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Values and base values for a batch with no images or no outputs to explain."""
+    return np.zeros((*x.shape, k)), np.zeros((len(x), k))

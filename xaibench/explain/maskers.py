@@ -1,0 +1,167 @@
+"""Image maskers for the model-agnostic explainers, and the masker spec parser.
+
+A masker decides what a *hidden* pixel looks like while shap's Partition/Permutation explainers
+switch features on and off. Maskers are named by spec strings::
+
+    "inpaint_telea"          OpenCV Telea inpainting (optionally "inpaint_telea(radius)")
+    "inpaint_ns"             OpenCV Navier–Stokes inpainting (optionally "inpaint_ns(radius)")
+    "blur"                   box blur of the image with the default 8x8 kernel
+    "blur(kx,ky)"            box blur with a kx (width) by ky (height) kernel, e.g. "blur(8,8)"
+
+Arguments may also be given by keyword (``"blur(kx=4, ky=2)"``). The name is looked up in
+:data:`xaibench.registry.maskers` (unknown names get its did-you-mean error) and the arguments
+are bound to the registered factory, ``factory(image_shape, *args, **kwargs)``.
+
+Every masker is a ``shap.maskers.Image`` subclass (one feature per pixel *and channel*, so an
+(H, W, C) image has M = H·W·C features, with shap's axis-aligned partition tree for
+PartitionExplainer) that works on float images in any value range: kept features come back
+exactly as in the input. This fixes shap's inpainting maskers, which cast the image to uint8 and
+so return an all-zero image for inputs in [0, 1] (see ``_image_maskers``).
+
+This module imports neither shap nor OpenCV; building a masker does (about 6 s the first time).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from typing import Any
+
+from xaibench.errors import ConfigError
+
+#: default blur kernel (kx, ky) of the spec "blur" without arguments
+DEFAULT_BLUR_KERNEL = (8, 8)
+#: default inpainting radius (pixels), as in shap
+DEFAULT_INPAINT_RADIUS = 3.0
+
+_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_KEYWORD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", re.DOTALL)
+
+
+# --- factories (registered in xaibench.registry.maskers) ----------------------------------------
+def inpaint_telea(shape: tuple[int, int, int], radius: float = DEFAULT_INPAINT_RADIUS) -> Any:
+    """Hidden pixels inpainted with OpenCV's Telea fast-marching method."""
+    return _inpaint(shape, "telea", radius)
+
+
+def inpaint_ns(shape: tuple[int, int, int], radius: float = DEFAULT_INPAINT_RADIUS) -> Any:
+    """Hidden pixels inpainted with OpenCV's Navier–Stokes method."""
+    return _inpaint(shape, "ns", radius)
+
+
+def blur(shape: tuple[int, int, int], kx: int = DEFAULT_BLUR_KERNEL[0],
+         ky: int = DEFAULT_BLUR_KERNEL[1]) -> Any:
+    """Hidden pixels replaced by a ``kx`` (width) × ``ky`` (height) box blur of the image."""
+    shape = check_image_shape(shape)
+    for name, value in (("kx", kx), ("ky", ky)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"blur kernel size {name} must be a positive integer, got {value!r}")
+    from xaibench.explain._image_maskers import BlurMasker
+    return BlurMasker(shape, kx, ky)
+
+
+def constant(shape: tuple[int, int, int], value: float = 0.0) -> Any:
+    """Hidden pixels set to ``value`` — a fixed background, the reference for exact tests.
+
+    Not registered yet: reachable through :func:`make_masker` once ``xaibench.registry``
+    registers ``"constant"`` (``maskers.register("constant", "xaibench.explain.maskers:constant",
+    ...)``); until then build it directly and pass the object as ``masker=``.
+    """
+    shape = check_image_shape(shape)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"constant masker value must be a finite number, got {value!r}")
+    from xaibench.explain._image_maskers import ConstantMasker
+    return ConstantMasker(shape, float(value))
+
+
+def _inpaint(shape: tuple[int, int, int], method: str, radius: float) -> Any:
+    shape = check_image_shape(shape)
+    if (isinstance(radius, bool) or not isinstance(radius, (int, float))
+            or not math.isfinite(radius) or radius <= 0):
+        raise ConfigError(f"inpainting radius must be a positive number, got {radius!r}")
+    from xaibench.explain._image_maskers import InpaintMasker
+    return InpaintMasker(shape, method, float(radius))
+
+
+# --- spec parsing -----------------------------------------------------------------------------
+def check_image_shape(shape: Any) -> tuple[int, int, int]:
+    """``shape`` as an (H, W, C) tuple of positive ints, or ConfigError."""
+    try:
+        out = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ConfigError(f"image shape must be (H, W, C), got {shape!r}") from None
+    if len(out) != 3 or min(out) < 1:
+        raise ConfigError(f"image shape must be (H, W, C) with positive sizes, got {shape!r}")
+    return out  # type: ignore[return-value]
+
+
+def _literal(text: str, spec: str) -> int | float:
+    text = text.strip()
+    if _INT.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    raise ConfigError(f"masker spec {spec!r}: argument {text!r} is not a number")
+
+
+def parse_masker_spec(spec: str) -> tuple[str, tuple[int | float, ...], dict[str, int | float]]:
+    """Split ``"name(a, b, key=c)"`` into ``("name", (a, b), {"key": c})``.
+
+    Malformed specs raise ConfigError. Only the syntax is checked here: the name and the
+    arguments are checked by :func:`make_masker`.
+    """
+    if not isinstance(spec, str):
+        raise ConfigError(f"a masker spec must be a string such as 'blur(8,8)', got {spec!r}")
+    match = _SPEC.match(spec)
+    if match is None:
+        raise ConfigError(f"malformed masker spec {spec!r}: expected 'name' or 'name(arg, ...)', "
+                          "e.g. 'inpaint_telea' or 'blur(8,8)'")
+    name, inner = match.group(1), match.group(2)
+    args: list[int | float] = []
+    kwargs: dict[str, int | float] = {}
+    if inner is not None and inner.strip():
+        for part in inner.split(","):
+            part = part.strip()
+            if not part:
+                raise ConfigError(f"malformed masker spec {spec!r}: empty argument")
+            keyword = _KEYWORD.match(part)
+            if keyword:
+                key = keyword.group(1)
+                if key in kwargs:
+                    raise ConfigError(f"masker spec {spec!r}: argument {key!r} given twice")
+                kwargs[key] = _literal(keyword.group(2), spec)
+            elif kwargs:
+                raise ConfigError(f"masker spec {spec!r}: positional argument after a keyword one")
+            else:
+                args.append(_literal(part, spec))
+    return name, tuple(args), kwargs
+
+
+def make_masker(spec: str, image_shape: tuple[int, int, int]) -> Any:
+    """Build the shap masker named by ``spec`` for images of ``image_shape`` (H, W, C).
+
+    ``"blur(8,8)"`` -> ``registry.maskers.get("blur")(image_shape, 8, 8)``. Unknown names and
+    arguments the factory does not take raise ConfigError.
+    """
+    from xaibench.registry import maskers
+
+    name, args, kwargs = parse_masker_spec(spec)
+    shape = check_image_shape(image_shape)
+    factory = maskers.get(name)
+    params = list(inspect.signature(factory).parameters.values())[1:]
+    accepted = ", ".join(p.name if p.default is inspect.Parameter.empty
+                         else f"{p.name}={p.default!r}" for p in params)
+    try:
+        inspect.signature(factory).bind(shape, *args, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"masker spec {spec!r}: {exc} — {name} takes ({accepted})") from None
+    return factory(shape, *args, **kwargs)
+
+
+def n_features(image_shape: tuple[int, int, int]) -> int:
+    """Number of features M the image maskers expose: one per pixel and channel, H·W·C."""
+    h, w, c = check_image_shape(image_shape)
+    return h * w * c
