@@ -1,0 +1,86 @@
+"""The grid expands into cells whose keys are stable, distinct and sensitive to what matters."""
+
+from __future__ import annotations
+
+import pytest
+
+from xaibench.errors import ConfigError
+from xaibench.experiment.config import parse_config
+from xaibench.experiment.plan import derive_seed, make_plan, stable_hash
+
+
+def _keys(text: str) -> dict[str, str]:
+    return {cell.label: cell.key for cell in make_plan(parse_config(text)).cells}
+
+
+def _model_key(text: str) -> str:
+    return make_plan(parse_config(text)).models[0].key
+
+
+def test_grid_expands_models_explainers_and_maskers(tiny_toml):
+    text = tiny_toml.replace('"blur(3,3)"', '"blur(3,3)", "inpaint_telea"') + """
+[[models]]
+backend = "flax"
+architecture = "mlp"
+"""
+    plan = make_plan(parse_config(text))
+    assert [m.label for m in plan.models] == ["torch:fmnist_cnn", "flax:mlp"]
+    assert [c.label for c in plan.cells] == [
+        "partition/blur(3,3)/torch:fmnist_cnn", "partition/inpaint_telea/torch:fmnist_cnn",
+        "deep/-/torch:fmnist_cnn",
+        "partition/blur(3,3)/flax:mlp", "partition/inpaint_telea/flax:mlp", "deep/-/flax:mlp"]
+    assert len({c.key for c in plan.cells}) == 6
+    assert [c.label for c in plan.cells_of(plan.models[1])] == [c.label for c in plan.cells[3:]]
+
+
+def test_keys_are_stable_and_ignore_formatting(tiny_toml):
+    assert _keys(tiny_toml) == _keys(tiny_toml)
+    reformatted = (tiny_toml.replace('"blur(3,3)"', '"blur(3, 3)"')
+                   .replace("{ epochs = 1, batch_size = 32, lr = 1e-2 }",
+                            "{ lr = 0.01, batch_size = 32, epochs = 1 }"))
+    assert _keys(reformatted) == _keys(tiny_toml)
+    # a literal value pins the hash function: keys must not change between versions/processes
+    assert stable_hash({"b": [1, 2.5], "a": "x"}) == stable_hash({"a": "x", "b": [1, 2.5]})
+    assert stable_hash({"a": 1}) == "015abd7f5cc57a2d"
+
+
+@pytest.mark.parametrize("old, new, changed", [
+    ("seed = 3", "seed = 4", {"partition", "deep"}),
+    ("max_evals = 40", "max_evals = 41", {"partition"}),
+    ("n_background = 5", "n_background = 6", {"deep"}),  # partition takes no background
+    ("first = 2", "first = 3", {"partition", "deep"}),
+    ("epochs = 1", "epochs = 2", {"partition", "deep"}),  # through the model key
+    ('metrics = ["additivity"]', 'metrics = ["additivity", "gini"]', {"partition", "deep"}),
+])
+def test_keys_change_with_what_matters(tiny_toml, old, new, changed):
+    before, after = _keys(tiny_toml), _keys(tiny_toml.replace(old, new))
+    differ = {label.split("/")[0] for label in before if before[label] != after[label]}
+    assert differ == changed
+
+
+def test_model_key_covers_training_and_data_not_explainers(tiny_toml):
+    key = _model_key(tiny_toml)
+    assert _model_key(tiny_toml.replace("max_evals = 40", "max_evals = 41")) == key
+    assert _model_key(tiny_toml.replace("n_train = 300", "n_train = 301")) != key
+    assert _model_key(tiny_toml.replace("lr = 1e-2", "lr = 1e-3")) != key
+    assert _model_key(tiny_toml.replace("seed = 3", "seed = 0")) != key
+
+
+def test_cell_seeds_derive_from_keys(tiny_toml):
+    plan = make_plan(parse_config(tiny_toml))
+    partition, deep = plan.cells
+    assert partition.seed == derive_seed(partition.key) != deep.seed
+    assert partition.params == {"max_evals": 40, "seed": partition.seed}
+    assert deep.params == {}  # deep takes no seed
+    pinned = make_plan(parse_config(tiny_toml.replace("max_evals = 40",
+                                                      "max_evals = 40, seed = 7"))).cells[0]
+    assert pinned.params["seed"] == 7
+
+
+def test_duplicates_are_rejected(tiny_toml):
+    with pytest.raises(ConfigError, match=r"\[\[explainers\]\] #3 repeats the cell "
+                                          r"deep/-/torch:fmnist_cnn"):
+        make_plan(parse_config(tiny_toml + '\n[[explainers]]\nname = "deep"\n'))
+    model = tiny_toml.split("[[models]]")[1].split("[[explainers]]")[0]
+    with pytest.raises(ConfigError, match=r"\[\[models\]\] #1 and #2 are the same model"):
+        make_plan(parse_config(tiny_toml + "\n[[models]]" + model))

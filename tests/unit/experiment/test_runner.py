@@ -1,0 +1,143 @@
+"""The runner: stores every cell, resumes after a kill, records failures and goes on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xaibench.errors import XaibenchError
+from xaibench.experiment import runner
+from xaibench.experiment.config import ImagesConfig, parse_config
+from xaibench.experiment.plan import make_plan
+from xaibench.experiment.store import Store
+
+pytestmark = pytest.mark.usefixtures("cache_dir")
+
+
+@pytest.fixture
+def tiny(tiny_toml):
+    pytest.importorskip("torch")
+    return parse_config(tiny_toml)
+
+
+def _run(config, out):
+    return runner.run(config, out, progress=False)
+
+
+def test_run_stores_every_cell_and_rerun_does_nothing(tiny, tmp_path):
+    out = tmp_path / "out"
+    summary = _run(tiny, out)
+    assert (summary.n_cells, summary.n_finished, summary.n_skipped, summary.failures) == \
+           (2, 2, 0, ())
+    store = Store(out)
+    plan = make_plan(tiny)
+    assert store.done_keys() == {cell.key for cell in plan.cells}
+
+    for cell in plan.cells:
+        arrays = store.load_arrays(cell.key)
+        assert arrays["values"].shape == (2, 8, 8, 1, 1) and arrays["values"].dtype == np.float32
+        np.testing.assert_array_equal(arrays["image_ids"], [0, 1])
+        assert arrays["images"].shape == (2, 8, 8, 1)
+        assert {"output_indices", "base_values", "model_outputs", "labels",
+                "predictions"} <= set(arrays)
+        np.testing.assert_array_equal(arrays["output_indices"][:, 0], arrays["predictions"])
+    metrics = store.frame("metrics")
+    assert len(metrics) == 2 * 2 and set(metrics["metric"]) == {"additivity"}
+    assert metrics["value"].max() < 1e-3  # deep and partition are additive
+    cells = store.frame("cells").set_index("cell_key")
+    partition = plan.cells[0]
+    assert cells.loc[partition.key, "params"] == {"max_evals": 40, "seed": partition.seed,
+                                                  "targets": 1}
+    assert cells.loc[partition.key, "model_evals"] > 0
+    assert len(store.frame("models")) == 1
+    assert store.get_meta("config") == tiny.source
+    assert store.get_meta("status") == "finished"
+    assert {"python", "numpy", "shap", "torch"} <= set(store.get_meta("versions"))
+    assert store.get_meta("class_names") == {"digits": [str(d) for d in range(10)]}
+
+    started, seconds = store.get_meta("started_at"), store.get_meta("duration_seconds")
+    again = _run(tiny, out)
+    assert (again.n_finished, again.n_skipped, again.failures) == (0, 2, ())
+    assert store.get_meta("started_at") == started  # the first run's start ...
+    assert store.get_meta("duration_seconds") > seconds  # ... and the time of all runs
+
+
+def test_killed_run_resumes_exactly_the_rest(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real_run_cell = runner.run_cell
+    ran: list[str] = []
+
+    def killed_after_first(cell, *args, **kwargs):
+        if ran:
+            raise KeyboardInterrupt
+        ran.append(cell.key)
+        return real_run_cell(cell, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_cell", killed_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tiny, out)
+    assert Store(out).done_keys() == set(ran)
+    assert Store(out).get_meta("status") == "aborted"
+
+    monkeypatch.setattr(runner, "run_cell", real_run_cell)
+    resumed = _run(tiny, out)
+    assert (resumed.n_finished, resumed.n_skipped, resumed.failures) == (1, 1, ())
+    assert Store(out).done_keys() == {cell.key for cell in make_plan(tiny).cells}
+
+
+def test_failing_cell_is_recorded_and_the_others_finish(tiny_toml, tmp_path):
+    pytest.importorskip("torch")
+    # valid for the config (the param exists), rejected by partition at run time
+    config = parse_config(tiny_toml.replace("max_evals = 40", "max_evals = 1"))
+    out = tmp_path / "out"
+    summary = _run(config, out)
+    assert summary.n_finished == 1
+    [(label, error)] = summary.failures
+    assert label == "partition/blur(3,3)/torch:fmnist_cnn"
+    assert "max_evals must be an integer >= 2, got 1" in error
+    cells = Store(out).frame("cells").set_index("explainer")
+    assert cells.loc["partition", "status"] == "failed"
+    assert "max_evals" in cells.loc["partition", "error"]
+    assert cells.loc["deep", "status"] == "done"
+
+    retried = _run(config, out)  # failed cells are retried, done ones are not
+    assert (retried.n_finished, retried.n_skipped, len(retried.failures)) == (0, 1, 1)
+
+
+def test_unexpected_error_is_recorded_with_its_origin(tiny, tmp_path, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(runner.registry.metrics.get("additivity"), "__call__", broken)
+    summary = _run(tiny, tmp_path / "out")
+    assert summary.n_finished == 0 and len(summary.failures) == 2
+    assert all(error.startswith("ValueError: boom (at test_runner.py:")
+               for _, error in summary.failures)
+
+
+def test_model_failure_fails_its_cells(tiny, tmp_path, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise XaibenchError("cannot build")
+
+    monkeypatch.setattr(runner, "obtain_model", no_model)
+    summary = _run(tiny, tmp_path / "out")
+    assert [error for _, error in summary.failures] == ["cannot build"] * 2
+    errors = Store(tmp_path / "out").frame("cells")["error"]
+    assert list(errors) == ["model torch:fmnist_cnn: cannot build"] * 2
+
+
+def test_select_images_first_then_correct_then_wrong():
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    predictions = np.array([0, 0, 2, 0, 2, 2, 1, 1])  # wrong at 1, 4, 6
+    chosen = runner.select_images(ImagesConfig(first=2, correct=2, wrong=1), labels, predictions)
+    np.testing.assert_array_equal(chosen, [0, 1, 2, 3, 4])
+    chosen = runner.select_images(ImagesConfig(first=0, correct=0, wrong=5), labels, predictions)
+    np.testing.assert_array_equal(chosen, [1, 4, 6])  # only three wrong ones exist
+
+
+def test_describe_error():
+    assert runner.describe_error(XaibenchError("plain message")) == "plain message"
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        assert runner.describe_error(exc).startswith("KeyError: 'missing' (at test_runner.py:")

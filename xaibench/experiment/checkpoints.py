@@ -1,0 +1,181 @@
+"""Trained models: build, train or load a verified cached checkpoint, evaluate on the test split.
+
+Checkpoints live in ``<cache>/checkpoints/<model key>.ckpt`` with a JSON sidecar
+``<model key>.json`` holding the key's fields, the checkpoint's SHA-256, the training time and
+history. ``<cache>`` is ``$XAIBENCH_CACHE``, else ``$XDG_CACHE_HOME/xaibench``, else
+``~/.cache/xaibench``. Both files are written atomically (temporary file + rename); a
+checkpoint whose sidecar is missing, unreadable, for another key or with another hash is
+never used: it is retrained (with a :class:`CheckpointWarning`) and overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xaibench import registry
+from xaibench.backend import Backend
+from xaibench.data._download import sha256_file
+from xaibench.data.base import Dataset
+from xaibench.errors import XaibenchError
+from xaibench.experiment.plan import ModelPlan
+from xaibench.experiment.store import ModelRecord
+
+
+class CheckpointWarning(UserWarning):
+    """A cached checkpoint could not be used and the model is trained again."""
+
+
+@dataclass(frozen=True)
+class ObtainedModel:
+    """A ready model, its record for the store and its scores on the whole test split."""
+
+    backend: Backend
+    record: ModelRecord
+    test_scores: np.ndarray
+    from_cache: bool
+
+
+def cache_root() -> Path:
+    """``$XAIBENCH_CACHE``, else ``$XDG_CACHE_HOME/xaibench``, else ``~/.cache/xaibench``."""
+    if os.environ.get("XAIBENCH_CACHE"):
+        return Path(os.environ["XAIBENCH_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "xaibench"
+    return Path.home() / ".cache" / "xaibench"
+
+
+def checkpoint_path(model: ModelPlan, cache_dir: Path | None = None) -> Path:
+    """Where the checkpoint of ``model`` is cached (its sidecar: same name, ``.json``)."""
+    return (cache_dir or cache_root()) / "checkpoints" / f"{model.key}.ckpt"
+
+
+def obtain_model(model: ModelPlan, dataset: Dataset, *,
+                 cache_dir: Path | None = None) -> ObtainedModel:
+    """Load ``model`` from the cache or build and train it (and cache it); evaluate it."""
+    path = checkpoint_path(model, cache_dir)
+    x, y = dataset.x_train[:model.n_train], dataset.y_train[:model.n_train]
+    cached = _load_cached(model, dataset, path)
+    if cached is not None:
+        backend, sidecar = cached
+        train_seconds, history = sidecar["train_seconds"], sidecar["history"]
+    else:
+        backend = _build(model, dataset)
+        start = time.perf_counter()
+        history = backend.fit(x, y, **model.train, seed=model.seed)
+        train_seconds = time.perf_counter() - start
+        _save(backend, model, path, train_seconds, history)
+    scores = backend.predict(dataset.x_test)
+    evaluation = evaluate(dataset.y_test, scores, dataset.class_names)
+    record = ModelRecord(
+        model_key=model.key, backend=model.backend, architecture=model.architecture,
+        dataset=model.dataset, train_params={**model.train, "n_train": len(x)},
+        seed=model.seed, accuracy=evaluation["accuracy"],
+        train_seconds=train_seconds,
+        evaluation={**evaluation, "history": history, "from_cache": cached is not None},
+        checkpoint=str(path))
+    return ObtainedModel(backend, record, scores, from_cache=cached is not None)
+
+
+def evaluate(labels: np.ndarray, scores: np.ndarray,
+             class_names: tuple[str, ...]) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix (rows: true class)."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    predictions = scores.argmax(axis=1)
+    classes = list(range(len(class_names)))
+    return {
+        "accuracy": float(np.mean(predictions == labels)) if len(labels) else float("nan"),
+        "n_test": int(len(labels)),
+        "per_class": classification_report(labels, predictions, labels=classes,
+                                           target_names=list(class_names), output_dict=True,
+                                           zero_division=0),
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(),
+    }
+
+
+def _build(model: ModelPlan, dataset: Dataset) -> Backend:
+    """``model``'s architecture with fresh weights seeded by the run seed."""
+    return registry.backends.get(model.backend).from_zoo(model.architecture, dataset.spec,
+                                                         seed=model.seed)
+
+
+def _identity(model: ModelPlan) -> dict[str, Any]:
+    """The model's fields as they read back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(asdict(model)))
+
+
+def _load_cached(model: ModelPlan, dataset: Dataset,
+                 path: Path) -> tuple[Backend, dict[str, Any]] | None:
+    """The cached model and its sidecar, or None (a miss, or a warned-about bad checkpoint)."""
+    sidecar_path = path.with_suffix(".json")
+    if not path.exists() and not sidecar_path.exists():
+        return None
+    problem = _sidecar_problem(model, path, sidecar_path)
+    if problem is None:
+        backend = _build(model, dataset)
+        try:
+            backend.load(path)
+            return backend, json.loads(sidecar_path.read_text())
+        except XaibenchError as exc:
+            problem = f"it does not load ({exc})"
+    warnings.warn(f"checkpoint {path} is not usable: {problem}; training the model again",
+                  CheckpointWarning, stacklevel=3)
+    return None
+
+
+def _sidecar_problem(model: ModelPlan, path: Path, sidecar_path: Path) -> str | None:
+    """Why the checkpoint at ``path`` must not be used, or None when it verifies."""
+    if not path.exists():
+        return "the checkpoint file is missing"
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+    except FileNotFoundError:
+        return f"its sidecar {sidecar_path.name} is missing (interrupted write?)"
+    except (OSError, ValueError) as exc:
+        return f"its sidecar {sidecar_path.name} is unreadable ({exc})"
+    if not isinstance(sidecar, dict) or sidecar.get("model") != _identity(model):
+        return f"its sidecar {sidecar_path.name} describes another model"
+    if sha256_file(path) != sidecar.get("sha256"):
+        return "its SHA-256 does not match the sidecar (file changed or corrupt)"
+    if not isinstance(sidecar.get("train_seconds"), (int, float)):
+        return f"its sidecar {sidecar_path.name} lacks the training time"
+    return None
+
+
+def _save(backend: Backend, model: ModelPlan, path: Path, train_seconds: float,
+          history: dict[str, list[float]]) -> None:
+    """Write the checkpoint, then its sidecar, each atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        backend.save(tmp)
+        digest = sha256_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    sidecar = {"model": _identity(model), "sha256": digest, "train_seconds": train_seconds,
+               "history": history, "backend_class": type(backend).__qualname__,
+               "created": time.time()}
+    _write_atomic(path.with_suffix(".json"), json.dumps(sidecar, indent=1).encode())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

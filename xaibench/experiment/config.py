@@ -1,0 +1,399 @@
+"""Experiment files: TOML parsed into frozen dataclasses, validated before anything runs.
+
+Schema (keys marked *required* must be present; every other key shows its default)::
+
+    name = "quickstart"                   # required: names the run
+    seed = 0                              # run seed: model init, training, background choice;
+                                          # every cell's own seed derives from its key
+    output = "results/<name>"             # results directory, relative to the working
+                                          # directory (``xaibench run --output`` overrides)
+    metrics = ["additivity"]              # metric registry names
+    [metric_params]                       # constructor arguments of listed metrics, e.g.
+    max_sensitivity = { radius = 0.05 }   # (a metric taking ``seed`` gets the cell's seed
+                                          # unless set here)
+
+    [dataset]                             # required
+    name = "fashion_mnist"                # required: dataset registry name
+    params = {}                           # keyword arguments of the dataset's loader
+    n_train = 10000                       # train on the first n_train training images
+                                          # (all when absent)
+    n_background = 50                     # background images, drawn (seeded) from those, for
+                                          # explainers that take ``background`` (deep, gradient)
+
+    [images]                              # which test images are explained (per model)
+    first = 8                             # the first N test images
+    correct = 0                           # plus the next N the model predicts correctly
+    wrong = 0                             # plus the next N it predicts wrongly
+
+    [[models]]                            # one or more
+    backend = "torch"                     # required: backend registry name
+    architecture = "fmnist_cnn"           # required: zoo name, implemented for the backend
+    train = { epochs = 1, batch_size = 128, lr = 1e-3 }
+
+    [[explainers]]                        # one or more
+    name = "partition"                    # required: explainer registry name
+    maskers = ["inpaint_telea", "blur(8,8)"]   # one cell per masker; only for explainers that
+                                          # take a masker (default: the explainer's default)
+    targets = 1                           # explain the top-k outputs of each image
+    params = { max_evals = 300 }          # keyword arguments of the explainer
+
+What is checked, and how, without importing a deep-learning framework:
+
+- every table's keys (an unknown key names the allowed ones) and every value's type;
+- registry names (unknown names get the registry's did-you-mean message);
+- dataset, explainer and metric params are bound against the loader's / explainer's /
+  metric class's signature (the explainer's leading ``backend, x, output_indices`` are
+  fixed); ``masker`` and
+  ``background`` are supplied by the runner and may not appear in ``params``; an explainer
+  that takes ``seed`` gets one derived from its cell key unless ``params`` sets it;
+- masker specs are parsed by :func:`xaibench.explain.maskers.parse_masker_spec` and their
+  arguments bound against the registered masker factory (argument *values* are checked when
+  the masker is built);
+- the architecture must list the backend in its framework-free catalogue entry
+  (:class:`backends.zoo.architectures.Architecture`);
+- ``train`` keys are the keyword parameters of the :meth:`Backend.fit` protocol (``seed``
+  excepted, it is the run seed); the concrete backend's ``fit`` is not inspected because that
+  would import its framework.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from xaibench import registry
+from xaibench.backend import Backend
+from xaibench.errors import ConfigError
+
+#: explainer parameters the runner supplies (from ``maskers`` and ``dataset.n_background``)
+RUNNER_SUPPLIED = ("masker", "background")
+#: training parameters (the keywords of ``Backend.fit`` but ``seed``) and their defaults
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 1, "batch_size": 128, "lr": 1e-3}
+
+_TOP_KEYS = ("name", "seed", "output", "metrics", "metric_params", "dataset", "images", "models",
+             "explainers")
+_DATASET_KEYS = ("name", "params", "n_train", "n_background")
+_IMAGES_KEYS = ("first", "correct", "wrong")
+_MODEL_KEYS = ("backend", "architecture", "train")
+_EXPLAINER_KEYS = ("name", "maskers", "targets", "params")
+_REQUIRED = object()
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", dict: "a table",
+               list: "a list"}
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """The dataset, its loader parameters and the training / background subsets."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    n_train: int | None = None
+    n_background: int = 50
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    """Which test images are explained: the first N, plus N correct and N wrong predictions."""
+
+    first: int = 8
+    correct: int = 0
+    wrong: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A zoo architecture in one backend, and how to train it."""
+
+    backend: str
+    architecture: str
+    train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
+
+
+@dataclass(frozen=True)
+class ExplainerConfig:
+    """An explainer, the maskers it runs with (empty for explainers without one), its params."""
+
+    name: str
+    maskers: tuple[str, ...] = ()
+    targets: int = 1
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated experiment file (treat the ``params`` dicts as read-only)."""
+
+    name: str
+    dataset: DatasetConfig
+    models: tuple[ModelConfig, ...]
+    explainers: tuple[ExplainerConfig, ...]
+    #: the results directory (relative paths: to the working directory)
+    output: str
+    seed: int = 0
+    metrics: tuple[str, ...] = ("additivity",)
+    #: constructor arguments by metric name (only for metrics that have some)
+    metric_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    images: ImagesConfig = ImagesConfig()
+    #: the TOML text it was parsed from (recorded with the results)
+    source: str = field(default="", compare=False, repr=False)
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment file; errors are ConfigError prefixed with the path."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read experiment file {path}: {exc.strerror}") from None
+    return parse_config(text, origin=str(path))
+
+
+def parse_config(text: str, *, origin: str = "<config>") -> ExperimentConfig:
+    """Validate the TOML ``text`` of an experiment file (``origin`` prefixes error messages)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+    try:
+        return _experiment(data, text)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def explainer_parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The parameters of explainer ``name`` after its fixed ``backend, x, output_indices``."""
+    parameters = list(inspect.signature(registry.explainers.get(name)).parameters.values())
+    return {p.name: p for p in parameters[3:]}
+
+
+# --- tables -----------------------------------------------------------------------------------
+def _experiment(data: dict[str, Any], text: str) -> ExperimentConfig:
+    _check_keys(data, _TOP_KEYS, "the top level")
+    name = _value(data, "name", "the top level", str)
+    if not name.strip():
+        raise ConfigError("'name' must not be empty")
+    metrics = tuple(_value(data, "metrics", "the top level", list, ["additivity"]))
+    for metric in metrics:
+        _lookup(registry.metrics, _string(metric, "an entry of 'metrics'"), "'metrics'")
+    if len(set(metrics)) != len(metrics):
+        raise ConfigError(f"'metrics' lists a metric twice: {list(metrics)}")
+    metric_params = _value(data, "metric_params", "the top level", dict, {})
+    for metric, params in metric_params.items():
+        if metric not in metrics:
+            raise ConfigError(f"[metric_params] sets '{metric}', which 'metrics' does not list "
+                              f"(metrics: {', '.join(metrics)})")
+        _bind(registry.metrics.get(metric), 0,
+              _value(metric_params, metric, "[metric_params]", dict),
+              f"[metric_params] {metric}")
+    return ExperimentConfig(
+        name=name,
+        seed=_count(data, "seed", "the top level", 0),
+        output=_value(data, "output", "the top level", str, f"results/{name}"),
+        metrics=metrics,
+        metric_params=metric_params,
+        dataset=_dataset(_value(data, "dataset", "the top level", dict)),
+        images=_images(_value(data, "images", "the top level", dict, {})),
+        models=_array_of_tables(data, "models", _model),
+        explainers=_array_of_tables(data, "explainers", _explainer),
+        source=text,
+    )
+
+
+def _dataset(table: dict[str, Any]) -> DatasetConfig:
+    where = "[dataset]"
+    _check_keys(table, _DATASET_KEYS, where)
+    name = _value(table, "name", where, str)
+    _lookup(registry.datasets, name, where)
+    params = _value(table, "params", where, dict, {})
+    _bind(registry.datasets.get(name), 0, params, f"{where} params of dataset '{name}'")
+    n_train = _count(table, "n_train", where, None, minimum=1)
+    return DatasetConfig(name=name, params=params, n_train=n_train,
+                         n_background=_count(table, "n_background", where, 50, minimum=1))
+
+
+def _images(table: dict[str, Any]) -> ImagesConfig:
+    where = "[images]"
+    _check_keys(table, _IMAGES_KEYS, where)
+    images = ImagesConfig(**{key: _count(table, key, where, getattr(ImagesConfig, key))
+                             for key in _IMAGES_KEYS})
+    if images.first + images.correct + images.wrong == 0:
+        raise ConfigError(f"{where} selects no image: set first, correct or wrong above 0")
+    return images
+
+
+def _model(table: dict[str, Any], where: str) -> ModelConfig:
+    _check_keys(table, _MODEL_KEYS, where)
+    backend = _value(table, "backend", where, str)
+    _lookup(registry.backends, backend, where)
+    architecture_name = _value(table, "architecture", where, str)
+    _lookup(registry.models, architecture_name, where)
+    architecture = registry.models.get(architecture_name)
+    if backend not in architecture.frameworks:
+        raise ConfigError(f"{where}: architecture '{architecture_name}' is not implemented for "
+                          f"backend '{backend}' (it is for: {', '.join(architecture.frameworks)})")
+    train = _value(table, "train", where, dict, {})
+    _check_keys(train, _train_keys(), f"{where} train")
+    train = {**TRAIN_DEFAULTS, **train}
+    for key, minimum in (("epochs", 0), ("batch_size", 1)):
+        _count(train, key, f"{where} train", minimum=minimum)
+    lr = _value(train, "lr", f"{where} train", (int, float))
+    if not lr > 0:
+        raise ConfigError(f"{where} train: 'lr' must be > 0, got {lr!r}")
+    return ModelConfig(backend=backend, architecture=architecture_name, train=train)
+
+
+def _explainer(table: dict[str, Any], where: str) -> ExplainerConfig:
+    _check_keys(table, _EXPLAINER_KEYS, where)
+    name = _value(table, "name", where, str)
+    _lookup(registry.explainers, name, where)
+    where = f"{where} ({name})"
+    parameters = explainer_parameters(name)
+    params = _value(table, "params", where, dict, {})
+    for key in RUNNER_SUPPLIED:
+        if key in params:
+            source = "'maskers'" if key == "masker" else "[dataset] n_background"
+            raise ConfigError(f"{where}: '{key}' is set by the runner from {source}, "
+                              f"not in params")
+    supplied = [key for key in RUNNER_SUPPLIED if key in parameters]
+    _bind(registry.explainers.get(name), 3, params, f"{where} params", supplied)
+    maskers = _value(table, "maskers", where, list, None)
+    if "masker" not in parameters:
+        if maskers is not None:
+            raise ConfigError(f"{where}: explainer '{name}' takes no masker (it explains "
+                              f"against background images); maskers apply to model-agnostic "
+                              f"explainers: {', '.join(_masker_explainers())}")
+        maskers = []
+    elif maskers is None:
+        default = parameters["masker"].default
+        if not isinstance(default, str):
+            raise ConfigError(f"{where}: explainer '{name}' has no default masker; "
+                              f"set 'maskers'")
+        maskers = [default]
+    specs = tuple(_masker_spec(spec, where) for spec in maskers)
+    if "masker" in parameters and not specs:
+        raise ConfigError(f"{where}: 'maskers' is empty; list at least one masker spec")
+    if len(set(specs)) != len(specs):
+        raise ConfigError(f"{where}: 'maskers' lists a masker twice: {list(specs)}")
+    targets = _count(table, "targets", where, 1, minimum=1)
+    return ExplainerConfig(name=name, maskers=specs, targets=targets, params=params)
+
+
+def _masker_spec(spec: Any, where: str) -> str:
+    """Validate a masker spec without building the masker; return it in canonical form."""
+    from xaibench.explain.maskers import parse_masker_spec
+
+    try:
+        name, args, kwargs = parse_masker_spec(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    _lookup(registry.maskers, name, where)
+    factory = registry.maskers.get(name)
+    signature = inspect.signature(factory)
+    try:
+        signature.bind(None, *args, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: masker spec {spec!r}: {exc} — {name} takes "
+                          f"({_describe(list(signature.parameters.values())[1:])})") from None
+    arguments = [*map(str, args), *(f"{key}={value}" for key, value in kwargs.items())]
+    return f"{name}({','.join(arguments)})" if arguments else name
+
+
+def _masker_explainers() -> list[str]:
+    return [name for name in registry.explainers if "masker" in explainer_parameters(name)]
+
+
+def _train_keys() -> tuple[str, ...]:
+    parameters = inspect.signature(Backend.fit).parameters.values()
+    return tuple(p.name for p in parameters
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "seed")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _array_of_tables(data: dict[str, Any], key: str,
+                     build: Callable[[dict[str, Any], str], Any]) -> tuple[Any, ...]:
+    tables = _value(data, key, "the top level", list)
+    if not tables:
+        raise ConfigError(f"'{key}' is empty: add at least one [[{key}]] table")
+    built = []
+    for number, table in enumerate(tables, 1):
+        where = f"[[{key}]] #{number}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table, got {table!r}")
+        built.append(build(table, where))
+    return tuple(built)
+
+
+def _lookup(reg: registry.Registry, name: str, where: str) -> None:
+    """ConfigError naming ``where`` and close matches when ``reg`` has no entry ``name``."""
+    if name not in reg:
+        raise ConfigError(f"{where}: {reg.unknown_message(name)}")
+
+
+def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" — did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown key '{key}' in {where}{hint} "
+                              f"(allowed: {', '.join(allowed)})")
+
+
+def _value(table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...],
+           default: Any = _REQUIRED) -> Any:
+    if key not in table:
+        if default is _REQUIRED:
+            raise ConfigError(f"{where}: missing required key '{key}'")
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        expected = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        raise ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
+    return value
+
+
+def _count(table: dict[str, Any], key: str, where: str, default: Any = _REQUIRED,
+           minimum: int = 0) -> Any:
+    value = _value(table, key, where, int, default)
+    if value is not None and value < minimum:
+        raise ConfigError(f"{where}: '{key}' must be >= {minimum}, got {value}")
+    return value
+
+
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string, got {value!r}")
+    return value
+
+
+def _describe(parameters: list[inspect.Parameter]) -> str:
+    return ", ".join(p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+                     for p in parameters
+                     if p.kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                       inspect.Parameter.VAR_KEYWORD))
+
+
+def _bind(function: Callable[..., Any], n_fixed: int, params: dict[str, Any], where: str,
+          supplied: list[str] = ()) -> None:
+    """Bind ``params`` to ``function`` after ``n_fixed`` leading positional arguments.
+
+    ``supplied`` names parameters the runner passes (bound with placeholders, not listed).
+    """
+    signature = inspect.signature(function)
+    own = [p for p in list(signature.parameters.values())[n_fixed:] if p.name not in supplied]
+    takes = f"it takes: {_describe(own) or 'no params'}"
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own):
+        names = [p.name for p in own]
+        for key in params:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" — did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(f"{where}: unknown param '{key}'{hint} ({takes})")
+    try:
+        signature.bind(*[None] * n_fixed, **params, **{key: None for key in supplied})
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc} ({takes})") from None

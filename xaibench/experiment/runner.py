@@ -1,0 +1,264 @@
+"""Run an experiment: obtain each model, explain its selected test images cell by cell, store.
+
+Cells already ``done`` in the results store are skipped, so an interrupted run resumes where it
+stopped; failed cells are retried. A cell that raises is recorded as failed with its error and
+the grid goes on; ``KeyboardInterrupt`` stops the run (finished cells stay stored).
+
+Store meta written: ``config`` (TOML text), ``name``, ``versions``, ``platform``, ``status``
+(running / finished / aborted), ``started_at`` (first run into this store), ``finished_at``
+(last run) and ``duration_seconds`` (summed over all runs into this store).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from xaibench import registry
+from xaibench.backend import Backend
+from xaibench.data.base import Dataset
+from xaibench.errors import ConfigError, XaibenchError
+from xaibench.experiment.checkpoints import obtain_model
+from xaibench.experiment.config import ExperimentConfig, ImagesConfig, explainer_parameters
+from xaibench.experiment.plan import Cell, ModelPlan, make_plan
+from xaibench.experiment.store import CellRecord, MetricRow, Store
+
+#: distributions whose versions are recorded with the results (when installed)
+RECORDED_PACKAGES = ("numpy", "shap", "scikit-learn", "opencv-python-headless", "torch",
+                     "tensorflow", "keras", "jax", "flax")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: cells in the plan, already done before, finished now, failed now."""
+
+    output: Path
+    n_cells: int
+    n_skipped: int
+    n_finished: int
+    #: (cell label, error message) of the cells that failed in this run
+    failures: tuple[tuple[str, str], ...]
+    seconds: float
+
+    def __str__(self) -> str:
+        return (f"{self.n_finished} cells finished, {len(self.failures)} failed, "
+                f"{self.n_skipped} already done (of {self.n_cells}) in {self.seconds:.1f} s "
+                f"-> {self.output}")
+
+
+def run(config: ExperimentConfig, output: str | Path | None = None, *, progress: bool = True,
+        cache_dir: Path | None = None) -> RunSummary:
+    """Run every cell of ``config`` not yet done in the store at ``output`` (or config.output).
+
+    ``cache_dir`` overrides the checkpoint cache root (see :mod:`.checkpoints`).
+    """
+    started = time.time()
+    plan = make_plan(config)
+    out = Path(output if output is not None else config.output)
+    store = Store(out)
+    done = store.done_keys()
+    pending = [cell for cell in plan.cells if cell.key not in done]
+    previous_seconds = store.get_meta("duration_seconds", 0.0)
+    for key, value in {"config": config.source, "name": config.name, "status": "running",
+                       "started_at": store.get_meta("started_at", started),
+                       **environment()}.items():
+        store.set_meta(key, value)
+    failures: list[tuple[str, str]] = []
+    n_finished = 0
+    status = "aborted"
+    try:
+        if pending:
+            dataset = load_dataset(config)
+            store.set_meta("class_names", {**store.get_meta("class_names", {}),
+                                           config.dataset.name: list(dataset.class_names)})
+            background = select_background(config, dataset)
+            with tqdm(total=len(pending), desc=config.name, unit="cell",
+                      disable=not progress) as bar:
+                for model in plan.models:
+                    cells = [cell for cell in pending if cell.model.key == model.key]
+                    for cell, error in _run_model(model, cells, config, dataset, background,
+                                                  store, cache_dir, bar):
+                        if error is None:
+                            n_finished += 1
+                        else:
+                            failures.append((cell.label, error))
+        status = "finished"
+    finally:
+        finished = time.time()
+        for key, value in {"finished_at": finished, "status": status,
+                           "duration_seconds": previous_seconds + finished - started}.items():
+            store.set_meta(key, value)
+    return RunSummary(output=out, n_cells=len(plan.cells), n_skipped=len(plan.cells) - len(pending),
+                      n_finished=n_finished, failures=tuple(failures), seconds=finished - started)
+
+
+def _run_model(model: ModelPlan, cells: list[Cell], config: ExperimentConfig, dataset: Dataset,
+               background: np.ndarray, store: Store, cache_dir: Path | None,
+               bar: tqdm) -> Iterator[tuple[Cell, str | None]]:
+    """Obtain ``model`` and run its ``cells``; yield each cell with its error (None: done)."""
+    if not cells:
+        return
+    try:
+        obtained = obtain_model(model, dataset, cache_dir=cache_dir)
+    except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
+        error = describe_error(exc)
+        bar.write(f"FAILED {model.label}: {error}")
+        for cell in cells:
+            store.put_failure(_record(cell), f"model {model.label}: {error}")
+            bar.update(1)
+            yield cell, error
+        return
+    store.put_model(obtained.record)
+    bar.write(f"model {model.label}: test accuracy {obtained.record.accuracy:.3f}"
+              + (" (cached checkpoint)" if obtained.from_cache
+                 else f", trained in {obtained.record.train_seconds:.1f} s"))
+    image_ids = select_images(config.images, dataset.y_test, obtained.test_scores.argmax(axis=1))
+    requested = config.images.first + config.images.correct + config.images.wrong
+    if len(image_ids) < requested:
+        bar.write(f"note: {model.label}: the test split has only {len(image_ids)} of the "
+                  f"{requested} images [images] asks for")
+    for cell in cells:
+        try:
+            bar.write(run_cell(cell, obtained.backend, dataset, image_ids, obtained.test_scores,
+                               background, config, store))
+            error = None
+        except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
+            error = describe_error(exc)
+            store.put_failure(_record(cell), error)
+            bar.write(f"FAILED {cell.label}: {error}")
+        bar.update(1)
+        yield cell, error
+
+
+def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarray,
+             test_scores: np.ndarray, background: np.ndarray, config: ExperimentConfig,
+             store: Store) -> str:
+    """Explain the selected images for ``cell``, score the metrics, store; return a summary.
+
+    Metrics taking a ``seed`` get the cell's seed (unless ``metric_params`` sets one); those
+    with ``needs_explain_params`` get ``explain_params``: every param given to
+    ``backend.explain`` (background and masker included).
+    """
+    x = dataset.x_test[image_ids]
+    masks = None if dataset.masks_test is None else dataset.masks_test[image_ids]
+    parameters = explainer_parameters(cell.explainer)
+    supplied: dict[str, Any] = {}
+    if "masker" in parameters:
+        supplied["masker"] = cell.masker
+    if "background" in parameters:
+        supplied["background"] = background
+    explain_params = {**cell.params, **supplied}
+    attribution = backend.explain(cell.explainer, x, cell.targets, **explain_params)
+
+    rows: list[MetricRow] = []
+    for name in config.metrics:
+        metric_class = registry.metrics.get(name)
+        metric_params = dict(config.metric_params.get(name, {}))
+        if "seed" in inspect.signature(metric_class).parameters:
+            metric_params.setdefault("seed", cell.seed)
+        metric = metric_class(**metric_params)
+        extra = ({"explain_params": explain_params}
+                 if getattr(metric_class, "needs_explain_params", False) else {})
+        scores = np.asarray(metric(backend, x, attribution, masker=cell.masker, masks=masks,
+                                   **extra), dtype=np.float64)
+        if scores.shape != attribution.output_indices.shape:
+            raise XaibenchError(f"metric '{name}' returned shape {scores.shape}, expected "
+                                f"{attribution.output_indices.shape} (images, outputs)")
+        rows += [MetricRow(name, image, output, float(scores[image, output]),
+                           metric.higher_is_better, metric.category)
+                 for image in range(scores.shape[0]) for output in range(scores.shape[1])]
+
+    arrays = {
+        "values": attribution.values.astype(np.float32),
+        "output_indices": attribution.output_indices,
+        "base_values": attribution.base_values,
+        "model_outputs": attribution.model_outputs,
+        "images": x,
+        "labels": dataset.y_test[image_ids],
+        "predictions": test_scores[image_ids].argmax(axis=1),
+        "image_ids": image_ids,
+    }
+    if attribution.layer_values is not None:
+        arrays["layer_values"] = attribution.layer_values.astype(np.float32)
+    if masks is not None:
+        arrays["masks"] = masks
+    store.put_cell(_record(cell, attribution.n_images, attribution.wall_seconds,
+                           attribution.model_evals), arrays, rows)
+    n = max(attribution.n_images, 1)
+    return (f"done {cell.label}: {attribution.n_images} images, "
+            f"{attribution.wall_seconds / n:.3f} s/image, {attribution.model_evals / n:.0f} "
+            f"evals/image, mean additivity gap {attribution.additivity_gap().mean():.2e}")
+
+
+def load_dataset(config: ExperimentConfig) -> Dataset:
+    """The configured dataset; ConfigError if a metric needs ground-truth masks it lacks."""
+    dataset = registry.datasets.get(config.dataset.name)(**config.dataset.params)
+    if dataset.masks_test is None:
+        needing = [m for m in config.metrics if registry.metrics.get(m).needs_masks]
+        if needing:
+            raise ConfigError(f"metrics {needing} need ground-truth masks, which dataset "
+                              f"'{config.dataset.name}' does not have")
+    return dataset
+
+
+def select_background(config: ExperimentConfig, dataset: Dataset) -> np.ndarray:
+    """``n_background`` training images (from the first n_train), chosen with the run seed."""
+    pool = dataset.x_train[:config.dataset.n_train]
+    n = min(config.dataset.n_background, len(pool))
+    chosen = np.random.default_rng(config.seed).choice(len(pool), size=n, replace=False)
+    return pool[np.sort(chosen)]
+
+
+def select_images(images: ImagesConfig, labels: np.ndarray,
+                  predictions: np.ndarray) -> np.ndarray:
+    """Test indices: the first ``images.first``, then the next ``correct`` correctly and
+    ``wrong`` wrongly predicted ones in test order (fewer if the test split has fewer)."""
+    rest = np.arange(min(images.first, len(labels)), len(labels))
+    right = predictions[rest] == labels[rest]
+    return np.concatenate([np.arange(min(images.first, len(labels))),
+                           rest[right][:images.correct], rest[~right][:images.wrong]])
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: the message of an XaibenchError; otherwise the exception and where it arose."""
+    if isinstance(exc, XaibenchError):
+        return str(exc)
+    message = traceback.format_exception_only(exc)[-1].strip()
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        message += f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} " \
+                   f"in {frames[-1].name})"
+    return message
+
+
+def environment() -> dict[str, Any]:
+    """``versions`` (Python and the installed :data:`RECORDED_PACKAGES`) and ``platform``."""
+    versions = {"python": sys.version.split()[0]}
+    for package in RECORDED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {"versions": versions, "platform": platform.platform()}
+
+
+def _record(cell: Cell, n_images: int = 0, wall_seconds: float = 0.0,
+            model_evals: int = 0) -> CellRecord:
+    """The store row of ``cell``: its seed is the run seed (the replication), its params the
+    explainer params (with the cell-derived seed, if any) plus ``targets``."""
+    model = cell.model
+    return CellRecord(cell_key=cell.key, dataset=model.dataset, backend=model.backend,
+                      architecture=model.architecture, model_key=model.key,
+                      explainer=cell.explainer, masker=cell.masker,
+                      params={**cell.params, "targets": cell.targets}, seed=model.seed,
+                      n_images=n_images, wall_seconds=wall_seconds, model_evals=model_evals)
