@@ -136,6 +136,32 @@ maskers.register("inpaint_ns", "xaibench.explain.maskers:inpaint_ns",
                  description="OpenCV Navier-Stokes inpainting of masked pixels")
 maskers.register("blur", "xaibench.explain.maskers:blur",
                  description="masked pixels replaced by a box blur of the image, blur(kx,ky)")
+maskers.register("constant", "xaibench.explain.maskers:constant",
+                 description="masked pixels set to a constant value, constant(v)")
 
 metrics.register("additivity", "xaibench.metrics.additivity:AdditivityGap",
                  description="|sum(phi) - (f(x) - base)| per image and output")
+metrics.register("deletion_auc", "xaibench.metrics.faithfulness:DeletionAUC",
+                 description="normalised AUC of the deletion (MoRF) curve")
+metrics.register("insertion_auc", "xaibench.metrics.faithfulness:InsertionAUC",
+                 description="normalised AUC of the insertion curve (most relevant restored first)")
+metrics.register("abpc", "xaibench.metrics.faithfulness:ABPC",
+                 description="area between the LeRF and MoRF perturbation curves")
+metrics.register("gini", "xaibench.metrics.complexity:Gini",
+                 description="Gini sparseness of |attribution| per pixel")
+metrics.register("entropy", "xaibench.metrics.complexity:Entropy",
+                 description="entropy of the normalised |attribution| per pixel")
+metrics.register("mprt", "xaibench.metrics.randomisation:MPRT",
+                 description="cascading model randomisation: mean Spearman similarity")
+metrics.register("relevance_mass", "xaibench.metrics.localisation:RelevanceMass",
+                 description="share of positive relevance inside the ground-truth mask")
+metrics.register("relevance_rank", "xaibench.metrics.localisation:RelevanceRank",
+                 description="share of the top-|mask| pixels inside the ground-truth mask")
+metrics.register("pointing_game", "xaibench.metrics.localisation:PointingGame",
+                 description="is the most relevant pixel inside the ground-truth mask")
+metrics.register("max_sensitivity", "xaibench.metrics.robustness:MaxSensitivity",
+                 description="max relative attribution change under small uniform input noise")
+metrics.register("seconds_per_image", "xaibench.metrics.runtime:SecondsPerImage",
+                 description="explanation wall-clock seconds per image")
+metrics.register("evals_per_image", "xaibench.metrics.runtime:EvalsPerImage",
+                 description="model evaluations of the explanation per image")

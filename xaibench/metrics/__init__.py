@@ -1,5 +1,25 @@
-"""Metrics: each a class with ``name``, ``higher_is_better``, ``category``; (N, K) scores."""
+"""Metrics: each a class with ``name``, ``higher_is_better``, ``category``; (N, K) scores.
 
+Every metric reads the pixel relevance r = Σ_c φ (channels summed); magnitude-based ones use |r|.
+Metrics with ``needs_masks`` take ground-truth masks; those with ``needs_explain_params``
+(mprt, max_sensitivity) re-explain and take ``explain_params=`` — the full params given to
+``backend.explain`` (the record drops array params such as the background).
+"""
+
+from xaibench.metrics.additivity import AdditivityGap
+from xaibench.metrics.agreement import agreement_matrix, spearman_agreement, topk_iou
 from xaibench.metrics.base import Metric
+from xaibench.metrics.complexity import Entropy, Gini, entropy, gini
+from xaibench.metrics.faithfulness import (ABPC, DeletionAUC, InsertionAUC, curve_auc,
+                                           perturbation_curves)
+from xaibench.metrics.localisation import (PointingGame, RelevanceMass, RelevanceRank,
+                                           pointing_game, relevance_mass, relevance_rank)
+from xaibench.metrics.randomisation import MPRT, mprt_curve
+from xaibench.metrics.robustness import MaxSensitivity
+from xaibench.metrics.runtime import EvalsPerImage, SecondsPerImage
 
-__all__ = ["Metric"]
+__all__ = ["ABPC", "AdditivityGap", "DeletionAUC", "Entropy", "EvalsPerImage", "Gini",
+           "InsertionAUC", "MPRT", "MaxSensitivity", "Metric", "PointingGame", "RelevanceMass",
+           "RelevanceRank", "SecondsPerImage", "agreement_matrix", "curve_auc", "entropy", "gini",
+           "mprt_curve", "perturbation_curves", "pointing_game", "relevance_mass",
+           "relevance_rank", "spearman_agreement", "topk_iou"]

@@ -1,0 +1,40 @@
+"""Fixtures for the metric tests: numpy backends and an explainer registry with 'input'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xaibench.registry
+from tests.unit.metrics._models import LinearBackend, TwoLayerNet
+from xaibench.backend import ImageSpec
+from xaibench.registry import Registry
+
+
+@pytest.fixture
+def linear() -> LinearBackend:
+    return LinearBackend(ImageSpec(shape=(6, 6, 3), class_names=("a", "b", "c", "d")), seed=0)
+
+
+@pytest.fixture
+def net() -> TwoLayerNet:
+    return TwoLayerNet(ImageSpec(shape=(8, 8, 1), class_names=("a", "b", "c")), seed=0)
+
+
+@pytest.fixture
+def images():
+    """Uniform images in [0, 1] of the given shape: images(n, shape, seed=0)."""
+    def make(n: int, shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+        return np.random.default_rng(seed).uniform(0, 1, (n, *shape)).astype(np.float32)
+    return make
+
+
+@pytest.fixture
+def with_input_explainer(monkeypatch) -> None:
+    """The explainer registry plus 'input' (the model-ignoring explainer), for this test only."""
+    registry = Registry("explainer")
+    for entry in xaibench.registry.explainers.entries():
+        registry.register(entry.name, entry.target, framework=entry.framework,
+                          description=entry.description)
+    registry.register("input", "tests.unit.metrics._models:input_explainer")
+    monkeypatch.setattr(xaibench.registry, "explainers", registry)

@@ -1,0 +1,57 @@
+"""Robustness: max-sensitivity of the explanation to small input noise (Yeh et al., 2019).
+
+For ``n_samples`` draws δ ~ U(−radius, radius) per pixel-channel (the noisy image clipped to the
+backend's value range), the images are explained again with the same explainer, params and
+outputs — all draws in one ``backend.explain`` call — and the score is
+
+    max_δ ‖r(x + δ) − r(x)‖₂ / ‖r(x)‖₂       (r = Σ_c φ per pixel; NaN where r(x) = 0)
+
+Lower is more robust. Expensive (n_samples re-explanations), so opt-in. The runner must pass
+``explain_params`` (the full params given to ``backend.explain``, background images included).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from xaibench.backend import Attribution, Backend
+from xaibench.errors import ConfigError
+from xaibench.metrics._ranking import check_images_match, pixel_relevance
+from xaibench.metrics._reexplain import explain_like
+from xaibench.metrics.base import Metric
+
+
+class MaxSensitivity(Metric):
+    """Largest relative change of r under uniform input noise of ``radius``; lower is better."""
+
+    name = "max_sensitivity"
+    higher_is_better = False
+    category = "robustness"
+    #: the runner must pass ``explain_params=`` (full explain params incl. arrays)
+    needs_explain_params: ClassVar[bool] = True
+
+    def __init__(self, radius: float = 0.02, n_samples: int = 10, seed: int = 0) -> None:
+        if not radius > 0:
+            raise ConfigError(f"radius must be > 0, got {radius!r}")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ConfigError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+        self.radius, self.n_samples, self.seed = float(radius), n_samples, int(seed)
+
+    def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,
+                 masker: Any = None, masks: np.ndarray | None = None,
+                 explain_params: dict[str, Any] | None = None) -> np.ndarray:
+        x = backend.spec.check(x)
+        check_images_match(x, attribution)
+        rng = np.random.default_rng(self.seed)
+        noise = rng.uniform(-self.radius, self.radius, size=(self.n_samples, *x.shape))
+        noisy = np.clip(x[None] + noise, *backend.spec.value_range).astype(np.float32)
+        targets = np.tile(attribution.output_indices, (self.n_samples, 1))
+        again = explain_like(backend, attribution, noisy.reshape(-1, *x.shape[1:]), targets,
+                             explain_params, self.name)
+        reference = pixel_relevance(attribution.values)  # (N, K, P)
+        moved = pixel_relevance(again.values).reshape(self.n_samples, *reference.shape)
+        change = np.linalg.norm(moved - reference, axis=-1).max(axis=0)
+        norm = np.linalg.norm(reference, axis=-1)
+        return np.where(norm > 0, change / np.where(norm > 0, norm, 1.0), np.nan)
