@@ -1,0 +1,420 @@
+"""PyTorch backend: an ``nn.Module`` (NCHW inside) behind the numpy NHWC :class:`Backend` API.
+
+Native explainers are shap's ``DeepExplainer`` (DeepLIFT rescale) and ``GradientExplainer``
+(expected gradients). Both are run *per requested output class* on a one-column view of the
+model (:class:`_OutputColumn`), only for the images that need that class. That
+
+- costs one pass per (image, requested output) instead of one per (image, class),
+- gives the right base value (the expected output of that class over the background),
+- avoids shap's ``ranked_outputs`` + additivity-check bug (it compares the wrong columns).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xaibench.backend import Backend, ImageSpec
+from xaibench.errors import ConfigError, MissingFrameworkError, UnsupportedModelError, XaibenchError
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise MissingFrameworkError("torch", "torch") from exc
+
+from backends import _torch_checks
+from backends._shap_native import (explain_by_class, expected_outputs,
+                                   global_numpy_rng_preserved, spread_to_image)
+
+#: DeepLIFT additivity tolerance: max |sum(phi) - (f(x) - E[f(bg)])| must stay below
+#: ``_ADD_ATOL + _ADD_RTOL * scale`` (scale = largest |output| involved). float32 DeepLIFT is
+#: exact to ~1e-6 relative; an unsupported operation typically misses by 1e-2 or more.
+_ADD_RTOL = 1e-3
+_ADD_ATOL = 1e-5
+
+
+class _OutputColumn(nn.Module):
+    """``model(x)[:, column:column + 1]`` -- one model output as a (N, 1) model for shap."""
+
+    def __init__(self, model: nn.Module, column: int) -> None:
+        super().__init__()
+        self.model = model
+        self.column = column
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, self.column:self.column + 1]
+
+
+def _check_additivity(cls: int, phi: np.ndarray, fx: np.ndarray, expected: float,
+                      unrecognised: list[str]) -> None:
+    """Raise UnsupportedModelError when DeepLIFT values do not sum to f(x) - E[f(bg)]."""
+    gap = np.abs(phi.reshape(len(phi), -1).sum(axis=1) - (fx - expected))
+    scale = max(float(np.abs(fx).max()), abs(expected))
+    tol = _ADD_ATOL + _ADD_RTOL * scale
+    if gap.max() > tol:
+        hint = (f" shap passed gradients unchanged through modules it does not know: "
+                f"{', '.join(unrecognised)}." if unrecognised else "")
+        raise UnsupportedModelError(
+            f"'deep' attributions for output {cls} do not add up to the model output "
+            f"(max |sum(phi) - (f(x) - E[f(background)])| = {gap.max():.3g}, tolerance "
+            f"{tol:.3g}): the model uses an operation shap's DeepExplainer cannot see or "
+            f"handle -- typically a functional nonlinearity in forward() (F.relu, "
+            f"torch.sigmoid, x.clamp(min=0), ...) instead of an nn.Module, or an in-place "
+            f"update such as `out += x`. Use one nn.ReLU() (etc.) instance per use, "
+            f"out-of-place.{hint}")
+
+
+class _FromLayer(nn.Module):
+    """The model from ``layer``'s output onwards: ``forward(a)`` runs the model with that
+    layer's output replaced by ``a`` (the layers before it see a constant dummy input)."""
+
+    def __init__(self, model: nn.Module, layer: nn.Module, dummy: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        object.__setattr__(self, "layer", layer)  # already a submodule of model
+        self.register_buffer("dummy", dummy, persistent=False)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        handle = self.layer.register_forward_hook(lambda _m, _i, _o: a)
+        try:
+            return self.model(self.dummy.expand(len(a), *self.dummy.shape[1:]))
+        finally:
+            handle.remove()
+
+
+class TorchBackend(Backend):
+    """A PyTorch ``nn.Module`` taking NCHW float input and returning (N, n_classes) scores."""
+
+    name = "torch"
+    native_methods = frozenset({"deep", "gradient"})
+
+    def __init__(self, module: nn.Module, spec: ImageSpec, *, batch_size: int = 256) -> None:
+        super().__init__(spec, batch_size=batch_size)
+        if not isinstance(module, nn.Module):
+            raise XaibenchError(f"TorchBackend needs a torch.nn.Module, got {type(module).__name__}")
+        self.module = module.eval()
+        param = next(module.parameters(), None)
+        self.device = param.device if param is not None else torch.device("cpu")
+        self.dtype = param.dtype if param is not None and param.is_floating_point() \
+            else torch.float32
+        probe = self._to_tensor(np.zeros((1, *spec.shape), np.float32))
+        with torch.inference_mode():
+            out = module(probe)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, spec.n_classes):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise XaibenchError(
+                f"the model must map (N, {spec.shape[2]}, {spec.shape[0]}, {spec.shape[1]}) "
+                f"(NCHW) to (N, {spec.n_classes}) scores; for one image it returned {shape}")
+
+    # --- conversion ---------------------------------------------------------------------------
+    def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
+        """NHWC numpy -> NCHW tensor on the model's device and dtype (contiguous)."""
+        if not x.flags.writeable:  # torch.from_numpy warns on read-only arrays
+            x = x.copy()
+        t = torch.from_numpy(x).to(self.device, self.dtype)
+        return t.permute(0, 3, 1, 2).contiguous()
+
+    # --- prediction ---------------------------------------------------------------------------
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        module = self.module
+        if module.training:
+            module.eval()
+        with torch.inference_mode():
+            out = module(self._to_tensor(x))
+        return out.to(torch.float32).cpu().numpy()
+
+    def _scores(self, t: torch.Tensor) -> np.ndarray:
+        """(N, K) float64 scores of an NCHW tensor, batched; not counted as evaluations."""
+        with torch.inference_mode():
+            parts = [self.module(t[i:i + self.batch_size]).double().cpu().numpy()
+                     for i in range(0, len(t), self.batch_size)]
+        return np.concatenate(parts)
+
+    # --- native explainers --------------------------------------------------------------------
+    def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
+                        background: np.ndarray | None = None,
+                        **params: Any) -> tuple[np.ndarray, ...]:
+        """(values (N, H, W, C, K), base values (N, K)) [+ layer values (N, h, w, c, K)].
+
+        Base values are the mean model outputs over ``background``. ``n_evals`` grows by the
+        number of images passed through the model, forward or forward + backward.
+        """
+        impl = {"deep": self._deep, "gradient": self._gradient}[method]
+        signature = inspect.signature(impl)
+        try:
+            signature.bind(None, None, None, **params)
+        except TypeError:
+            allowed = list(signature.parameters)[3:]
+            raise ConfigError(f"explainer '{method}' (torch) got parameters {sorted(params)}; "
+                              f"it takes background, {', '.join(allowed)}") from None
+        if background is None:
+            raise ConfigError(f"explainer '{method}' needs background=<images (B, H, W, C)>")
+        x = self.spec.check(x)
+        background = self.spec.check(background)
+        if len(background) == 0:
+            raise ConfigError(f"explainer '{method}' needs a non-empty background")
+        output_indices = np.asarray(output_indices, dtype=np.int64)
+        if output_indices.ndim != 2 or len(output_indices) != len(x):
+            raise XaibenchError(f"output_indices must be ({len(x)}, K); got {output_indices.shape}")
+        base_values = expected_outputs(self.predict(background), output_indices)
+        self.module.eval()
+        with _torch_checks.module_state_restored(self.module):
+            values, *layer_values = impl(self._to_tensor(x), output_indices,
+                                         self._to_tensor(background), **params)
+        return (values, base_values, *layer_values)
+
+    def _deep(self, x: torch.Tensor, output_indices: np.ndarray, bg: torch.Tensor, *,
+              check_additivity: bool = True) -> tuple[np.ndarray]:
+        """DeepLIFT per distinct class, each on a one-column view of the model."""
+        import shap
+
+        unrecognised = _torch_checks.check_deep_supported(self.module, bg[:1])
+
+        def explain_class(cls: int, images: np.ndarray) -> np.ndarray:
+            try:
+                explainer = shap.DeepExplainer(_OutputColumn(self.module, cls), bg)
+                phi = explainer.shap_values(x[images], check_additivity=False)[..., 0]
+            except RuntimeError as exc:
+                raise UnsupportedModelError(
+                    f"shap's DeepExplainer failed on this model ({exc}). This usually means an "
+                    "in-place operation (`out += x`, `x.relu_()`, inplace=True) or an operation "
+                    "its backward hooks cannot handle; rewrite it out-of-place "
+                    "(`out = out + x`).") from exc
+            # the expected value over the background, then one (image + background) pass each
+            self.n_evals += len(bg) * (1 + 2 * len(images))
+            if check_additivity:
+                expected = float(np.asarray(explainer.expected_value).reshape(-1)[0])
+                _check_additivity(cls, phi, self._scores(x[images])[:, cls], expected,
+                                  unrecognised)
+            return phi.transpose(0, 2, 3, 1)  # NCHW -> NHWC
+
+        return (explain_by_class(output_indices, explain_class),)
+
+    def _gradient(self, x: torch.Tensor, output_indices: np.ndarray, bg: torch.Tensor, *,
+                  nsamples: int = 200, local_smoothing: float = 0.0, seed: int = 0,
+                  layer: str | int | None = None) -> tuple[np.ndarray, ...]:
+        """Expected gradients per distinct class (shap's torch GradientExplainer).
+
+        With ``layer``, in the space of that layer's output: the model is split there
+        (:class:`_FromLayer`) and the images and background are replaced by their activations.
+        """
+        import shap
+
+        if int(nsamples) < 1:
+            raise ConfigError(f"explainer 'gradient': nsamples must be >= 1, got {nsamples}")
+        nsamples, seed = int(nsamples), int(seed) % 2**32
+        model: nn.Module = self.module
+        if layer is not None:
+            name, module = self._resolve_layer(layer, x[:1])
+            scores = self._scores(x[:self.batch_size])
+            x, bg = self._activations(module, x), self._activations(module, bg)
+            if x.ndim != 4:
+                raise ConfigError(
+                    f"layer '{name}' outputs shape {tuple(x.shape)}; layer attributions need a "
+                    f"spatial (N, C, h, w) output (a convolution or an activation after one)")
+            model = _FromLayer(self.module, module, self._to_tensor(
+                np.zeros((1, *self.spec.shape), np.float32)))
+            with torch.no_grad():  # the output must depend on the image only through the layer
+                head = model(x[:self.batch_size]).double().cpu().numpy()
+            if not np.allclose(head, scores[:self.batch_size], rtol=1e-4, atol=1e-5):
+                raise ConfigError(
+                    f"the model output does not depend on the input only through layer "
+                    f"'{name}' (e.g. a skip connection bypasses it); choose another layer")
+
+        def explain_class(cls: int, images: np.ndarray) -> np.ndarray:
+            torch.manual_seed(seed)  # local_smoothing noise: the same for every class
+            explainer = shap.GradientExplainer(
+                _OutputColumn(model, cls), bg, batch_size=min(nsamples, self.batch_size),
+                local_smoothing=float(local_smoothing))
+            phi = explainer.shap_values(x[images], nsamples=nsamples, rseed=seed)
+            self.n_evals += len(bg) + len(images) * nsamples
+            return np.asarray(phi)[..., 0].transpose(0, 2, 3, 1)  # NCHW -> NHWC
+
+        devices = [self.device] if self.device.type == "cuda" else []
+        with global_numpy_rng_preserved(), torch.random.fork_rng(devices=devices):
+            values = explain_by_class(output_indices, explain_class)
+        if layer is None:
+            return (values,)
+        return spread_to_image(values, self.spec.shape), values
+
+    def _activations(self, module: nn.Module, t: torch.Tensor) -> torch.Tensor:
+        """Output of ``module`` (a submodule of the model) for the NCHW batch ``t``."""
+        parts: list[torch.Tensor] = []
+
+        def keep(_mod: nn.Module, _inputs: object, output: object) -> None:
+            if not isinstance(output, torch.Tensor):
+                raise ConfigError(f"layer outputs {type(output).__name__}, not a tensor")
+            parts.append(output.detach())
+
+        handle = module.register_forward_hook(keep)
+        try:
+            with torch.no_grad():
+                for i in range(0, len(t), self.batch_size):
+                    self.module(t[i:i + self.batch_size])
+        finally:
+            handle.remove()
+        self.n_evals += len(t)
+        return torch.cat(parts)
+
+    def _resolve_layer(self, layer: str | int, probe: torch.Tensor) -> tuple[str, nn.Module]:
+        """(name, module) of a layer given by its name (as in ``named_modules()``) or by an
+        index into the leaf modules in the order the forward pass calls them."""
+        called = _torch_checks.call_counts(self.module, probe)
+        if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+            names = [n for n, (m, _) in called.items() if n and _torch_checks.is_leaf(m)]
+            if not -len(names) <= int(layer) < len(names):
+                raise ConfigError(f"layer index {layer} out of range for layers {names}")
+            name = names[int(layer)]
+        else:
+            name = str(layer)
+        if name not in called or not name:
+            known = [n for n in called if n]
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f" -- did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(f"unknown layer '{name}'{hint} (layers used in forward: "
+                              f"{', '.join(known)})")
+        module, n_calls = called[name]
+        if n_calls != 1:
+            raise ConfigError(f"layer '{name}' is called {n_calls} times per forward pass; "
+                              f"attributions to it are ambiguous")
+        return name, module
+
+    # --- model life cycle ---------------------------------------------------------------------
+    @classmethod
+    def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
+                 **arch_params: Any) -> "TorchBackend":
+        from backends.zoo import torch_models
+
+        builder = torch_models.BUILDERS.get(architecture)
+        if builder is None:
+            close = difflib.get_close_matches(str(architecture), list(torch_models.BUILDERS), n=3)
+            hint = f" -- did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(f"unknown torch architecture '{architecture}'{hint} "
+                              f"(known: {', '.join(sorted(torch_models.BUILDERS))})")
+        try:
+            inspect.signature(builder).bind(spec, **arch_params)
+        except TypeError as exc:
+            raise ConfigError(f"architecture '{architecture}': {exc}") from None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = builder(spec, **arch_params)
+        return cls(module, spec)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
+            seed: int) -> dict[str, list[float]]:
+        from tqdm.auto import tqdm
+
+        x = self.spec.check(x)
+        y = np.asarray(y)
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+            raise XaibenchError(f"labels must be integers of shape ({len(x)},); "
+                                f"got {y.dtype} {y.shape}")
+        if len(y) and (y.min() < 0 or y.max() >= self.spec.n_classes):
+            raise XaibenchError(f"labels must be in 0..{self.spec.n_classes - 1}")
+        if epochs < 0 or batch_size < 1 or lr <= 0:
+            raise ConfigError(f"need epochs >= 0, batch_size >= 1, lr > 0; "
+                              f"got {epochs}, {batch_size}, {lr}")
+        xt = self._to_tensor(x)
+        yt = torch.from_numpy(y.astype(np.int64)).to(self.device)
+        n = len(xt)
+        history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+        gen = torch.Generator().manual_seed(int(seed))
+        module = self.module
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(seed))  # dropout and other random layers
+            optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+            module.train()
+            try:
+                for epoch in range(epochs):
+                    order = torch.randperm(n, generator=gen).to(self.device)
+                    loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+                    correct = torch.zeros((), dtype=torch.int64, device=self.device)
+                    bar = tqdm(range(0, n, batch_size), desc=f"torch epoch {epoch + 1}/{epochs}",
+                               unit="batch", leave=False)
+                    for start in bar:
+                        idx = order[start:start + batch_size]
+                        xb, yb = xt[idx], yt[idx]
+                        optimizer.zero_grad(set_to_none=True)
+                        logits = module(xb)
+                        loss = nn.functional.cross_entropy(logits, yb)
+                        loss.backward()
+                        optimizer.step()
+                        with torch.no_grad():
+                            loss_sum += loss.detach().double() * len(idx)
+                            correct += (logits.argmax(dim=1) == yb).sum()
+                    history["loss"].append(float(loss_sum) / max(n, 1))
+                    history["accuracy"].append(float(correct) / max(n, 1))
+            finally:
+                module.eval()
+        return history
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(self.module.state_dict(), tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def load(self, path: Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise XaibenchError(f"no torch checkpoint at {path}")
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:
+            raise XaibenchError(f"cannot read torch checkpoint {path}: {exc}") from exc
+        if not isinstance(state, dict):
+            raise XaibenchError(f"{path} does not hold a state_dict (got {type(state).__name__})")
+        own = self.module.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                 for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or wrong:
+            parts = []
+            if missing:
+                parts.append(f"missing {missing}")
+            if unexpected:
+                parts.append(f"unexpected {unexpected}")
+            if wrong:
+                parts.append(f"shape mismatch {wrong}")
+            raise XaibenchError(f"checkpoint {path} does not match the model "
+                                f"({type(self.module).__name__}): " + "; ".join(parts))
+        self.module.load_state_dict(state)
+        self.module.eval()
+
+    # --- model randomisation (sanity checks) ----------------------------------------------------
+    def layer_names(self) -> list[str]:
+        """Submodules that own parameters, in the order the forward pass first calls them."""
+        probe = self._to_tensor(np.zeros((1, *self.spec.shape), np.float32))
+        return [name for name, (mod, _) in _torch_checks.call_counts(self.module, probe).items()
+                if next(mod.parameters(recurse=False), None) is not None]
+
+    def randomized(self, n_layers: int, *, seed: int = 0) -> "TorchBackend":
+        names = self.layer_names()
+        if not 0 <= int(n_layers) <= len(names):
+            raise ConfigError(f"n_layers must be in 0..{len(names)} (layers: {names}); "
+                              f"got {n_layers}")
+        module = copy.deepcopy(self.module)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(seed))
+            for name in reversed(names[len(names) - int(n_layers):]):  # output side first
+                layer = module.get_submodule(name)
+                if not callable(getattr(layer, "reset_parameters", None)):
+                    raise UnsupportedModelError(
+                        f"layer '{name}' ({type(layer).__name__}) has no reset_parameters(); "
+                        f"cannot re-initialise it")
+                layer.reset_parameters()
+        return type(self)(module, self.spec, batch_size=self.batch_size)

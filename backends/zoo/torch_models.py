@@ -1,0 +1,70 @@
+"""The zoo architectures in PyTorch (see :mod:`backends.zoo.architectures`).
+
+Conventions that keep these models explainable and their weights portable:
+
+- every activation is its own ``nn.ReLU`` instance, never reused and never ``inplace`` (shap's
+  DeepExplainer stores per-module state in forward hooks and would silently give wrong values);
+- no functional nonlinearities (``F.relu``) and no in-place arithmetic in ``forward``;
+- the input is NCHW (torch's layout; the backend converts from NHWC), but before flattening the
+  feature map is permuted to channels-last, so the rows of every dense layer that follows a
+  flatten are in H, W, C order -- the order Keras and Flax use. Weights then transfer between
+  frameworks by transposing kernels only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xaibench.backend import ImageSpec
+
+
+def _flatten_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, H*W*C) in H, W, C order (as Keras/Flax flatten NHWC)."""
+    return torch.flatten(x.permute(0, 2, 3, 1), 1)
+
+
+class FmnistCNN(nn.Module):
+    """conv 32 -> ReLU -> conv 16 -> ReLU (3x3, SAME, stride 1) -> flatten -> dense (logits)."""
+
+    def __init__(self, spec: ImageSpec, conv1: int = 32, conv2: int = 16) -> None:
+        super().__init__()
+        h, w, c = spec.shape
+        self.conv1 = nn.Conv2d(c, conv1, kernel_size=3, stride=1, padding="same")
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(conv1, conv2, kernel_size=3, stride=1, padding="same")
+        self.relu2 = nn.ReLU()
+        self.dense = nn.Linear(h * w * conv2, spec.n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu1(self.conv1(x))
+        x = self.relu2(self.conv2(x))
+        return self.dense(_flatten_channels_last(x))
+
+
+class MLP(nn.Module):
+    """flatten (H, W, C order) -> dense ``hidden`` -> ReLU -> dense n_classes (logits)."""
+
+    def __init__(self, spec: ImageSpec, hidden: int = 128) -> None:
+        super().__init__()
+        h, w, c = spec.shape
+        self.dense1 = nn.Linear(h * w * c, hidden)
+        self.relu = nn.ReLU()
+        self.dense2 = nn.Linear(hidden, spec.n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense2(self.relu(self.dense1(_flatten_channels_last(x))))
+
+
+def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16) -> nn.Module:
+    """The two-convolution CNN (32 then 16 filters, 3x3 SAME, no pooling) with a dense head."""
+    return FmnistCNN(spec, conv1=conv1, conv2=conv2)
+
+
+def mlp(spec: ImageSpec, *, hidden: int = 128) -> nn.Module:
+    """One hidden dense layer of ``hidden`` units with ReLU, then a dense logits layer."""
+    return MLP(spec, hidden=hidden)
+
+
+#: the architectures this module builds, by zoo name
+BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp}
