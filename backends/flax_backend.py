@@ -1,0 +1,411 @@
+"""Flax backend: a ``flax.linen`` module (NHWC) behind the numpy :class:`Backend` API.
+
+Prediction runs through ``jax.jit`` with batches zero-padded to a few bucket sizes, so callers
+with varying batch sizes (shap's Partition explainer: 1 ... 50) reuse a handful of compiled
+programs. shap has no JAX code path, so the native explainers are our own:
+:mod:`backends._jax_deeplift` (``deep``, DeepLIFT rescale as shap's DeepExplainer) and
+:mod:`backends._jax_gradient` (``gradient``, expected gradients as shap's GradientExplainer);
+both are checked against shap's PyTorch explainers on identical weights
+(``tests/backends/test_parity.py``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from xaibench.backend import Backend, ImageSpec
+from xaibench.errors import ConfigError, MissingFrameworkError, UnsupportedModelError, XaibenchError
+
+try:
+    import flax.core
+    import flax.linen as nn
+    import flax.serialization
+    import jax
+    import jax.numpy as jnp
+except ImportError as exc:  # pragma: no cover - exercised only without jax
+    raise MissingFrameworkError("flax", "jax") from exc
+
+from backends import _jax_deeplift, _jax_gradient
+from backends._shap_native import expected_outputs, spread_to_image
+
+#: DeepLIFT additivity tolerance: |sum(phi) - (f(x) - E[f(bg)])| <= ATOL + RTOL * scale
+_ADD_RTOL = 1e-3
+_ADD_ATOL = 1e-5
+
+LayerPath = tuple[str, ...]
+
+
+def _buckets(batch_size: int) -> tuple[int, ...]:
+    """Padded batch sizes: powers of 4 below ``batch_size``, then ``batch_size``."""
+    sizes = [1]
+    while sizes[-1] * 4 < batch_size:
+        sizes.append(sizes[-1] * 4)
+    return (*sizes, batch_size) if batch_size > 1 else (1,)
+
+
+def _layer_name(path: LayerPath) -> str:
+    return "/".join(path)
+
+
+class FlaxBackend(Backend):
+    """A Flax linen module mapping NHWC float input to (N, n_classes) scores.
+
+    ``params`` is either the module's variables (``{"params": ..., ...}``, as returned by
+    ``module.init``) or the ``"params"`` collection alone.
+    """
+
+    name = "flax"
+    native_methods = frozenset({"deep", "gradient"})
+
+    def __init__(self, module: nn.Module, params: Any, spec: ImageSpec, *,
+                 batch_size: int = 256) -> None:
+        super().__init__(spec, batch_size=batch_size)
+        if not isinstance(module, nn.Module):
+            raise XaibenchError(f"FlaxBackend needs a flax.linen.Module, "
+                                f"got {type(module).__name__}")
+        params = flax.core.unfreeze(params)
+        if not isinstance(params, dict):
+            raise XaibenchError(f"params must be a dict of variables, got {type(params).__name__}")
+        self.module = module
+        self.variables: dict[str, Any] = params if "params" in params else {"params": params}
+        self._apply = jax.jit(module.apply)
+        self._buckets = _buckets(batch_size)
+        out = jax.eval_shape(module.apply, self.variables,
+                             jax.ShapeDtypeStruct((1, *spec.shape), jnp.float32))
+        if not hasattr(out, "shape") or tuple(out.shape) != (1, spec.n_classes):
+            got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+            raise XaibenchError(f"the model must map (N, {', '.join(map(str, spec.shape))}) "
+                                f"(NHWC) to (N, {spec.n_classes}) scores; for one image it "
+                                f"returned {got}")
+        self._deeplift_plan: _jax_deeplift.Plan | None = None
+        self._features: dict[LayerPath, Callable[[Any, jax.Array], jax.Array]] = {}
+        self._heads: dict[LayerPath, Callable[[Any, jax.Array], jax.Array]] = {}
+
+    # --- prediction ---------------------------------------------------------------------------
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        size = next(b for b in self._buckets if b >= n)
+        if size > n:
+            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
+        return np.asarray(self._apply(self.variables, x))[:n]
+
+    def _scores(self, x: np.ndarray) -> np.ndarray:
+        """Scores of checked images as float64, not counted as evaluations."""
+        parts = [self._predict_batch(x[i:i + self.batch_size])
+                 for i in range(0, len(x), self.batch_size)]
+        return np.concatenate(parts).astype(np.float64)
+
+    # --- native explainers --------------------------------------------------------------------
+    def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
+                        background: np.ndarray | None = None,
+                        **params: Any) -> tuple[np.ndarray, ...]:
+        impl = {"deep": self._deep, "gradient": self._gradient}[method]
+        signature = inspect.signature(impl)
+        try:
+            signature.bind(None, None, None, **params)
+        except TypeError:
+            allowed = list(signature.parameters)[3:]
+            raise ConfigError(f"explainer '{method}' (flax) got parameters {sorted(params)}; "
+                              f"it takes background, {', '.join(allowed)}") from None
+        if background is None:
+            raise ConfigError(f"explainer '{method}' needs background=<images (B, H, W, C)>")
+        x = self.spec.check(x)
+        bg = self.spec.check(background)
+        if len(bg) == 0:
+            raise ConfigError(f"explainer '{method}': the background is empty")
+        output_indices = np.asarray(output_indices, dtype=np.int64)
+        if output_indices.ndim != 2 or output_indices.shape[0] != len(x):
+            raise XaibenchError(f"output_indices must be ({len(x)}, K); got {output_indices.shape}")
+        return impl(x, output_indices, bg, **params)
+
+    def _deep(self, x: np.ndarray, output_indices: np.ndarray, bg: np.ndarray, *,
+              check_additivity: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        if self._deeplift_plan is None:
+            self._deeplift_plan = _jax_deeplift.build_plan(self.module.apply, self.variables,
+                                                           self.spec.shape)
+        base = expected_outputs(self._scores(bg), output_indices)
+        values = np.zeros((*x.shape, output_indices.shape[1]))
+        chunk = self._chunk(len(bg), output_indices.shape[1])
+        for i, (xi, idx) in enumerate(zip(x, output_indices)):
+            phi = _jax_deeplift.image_attributions(self._deeplift_plan, self.variables, xi, bg,
+                                                   idx, chunk=chunk)
+            values[i] = np.moveaxis(np.asarray(phi, dtype=np.float64), 0, -1)
+        self.n_evals += len(bg) * (1 + 2 * len(x))
+        if check_additivity and len(x):
+            fx = np.take_along_axis(self._scores(x), output_indices, axis=1)
+            gap = np.abs(values.reshape(len(x), -1, values.shape[-1]).sum(axis=1) - (fx - base))
+            tol = _ADD_ATOL + _ADD_RTOL * max(float(np.abs(fx).max()), float(np.abs(base).max()))
+            if gap.max() > tol:
+                raise UnsupportedModelError(
+                    f"'deep' attributions do not add up to the model output (max |sum(phi) - "
+                    f"(f(x) - E[f(background)])| = {gap.max():.3g}, tolerance {tol:.3g}); the "
+                    f"model's operations passed the DeepLIFT checks, so please report this")
+        return values, base
+
+    def _gradient(self, x: np.ndarray, output_indices: np.ndarray, bg: np.ndarray, *,
+                  nsamples: int = 200, local_smoothing: float = 0.0, seed: int = 0,
+                  layer: str | int | None = None) -> tuple[np.ndarray, ...]:
+        if int(nsamples) < 1:
+            raise ConfigError(f"explainer 'gradient': nsamples must be >= 1, got {nsamples}")
+        nsamples = int(nsamples)
+        base = expected_outputs(self._scores(bg), output_indices)
+        fn: Callable[[Any, jax.Array], jax.Array] = self.module.apply
+        inputs, refs = x, bg
+        if layer is not None:  # expected gradients in the layer's activation space
+            path = self._resolve_layer(layer)
+            inputs, refs = self._activations(path, x), self._activations(path, bg)
+            if inputs.ndim != 4:
+                raise ConfigError(
+                    f"layer '{_layer_name(path)}' outputs shape {inputs.shape[1:]} per image; "
+                    f"layer attributions need a spatial (h, w, c) output")
+            if inputs.shape[1] > self.spec.shape[0] or inputs.shape[2] > self.spec.shape[1]:
+                raise ConfigError(f"layer '{_layer_name(path)}' ({inputs.shape[1]}x"
+                                  f"{inputs.shape[2]}) is larger than the image")
+            fn = self._head(path)
+        key = jax.random.key(int(seed) % 2**32)
+        chunk = self._chunk(nsamples, output_indices.shape[1])
+        values = np.zeros((len(x), *inputs.shape[1:], output_indices.shape[1]))
+        for i, (xi, idx) in enumerate(zip(inputs, output_indices)):
+            phi = _jax_gradient.image_attributions(
+                fn, self.variables, jax.random.fold_in(key, i), xi, refs, idx,
+                nsamples=nsamples, local_smoothing=float(local_smoothing), chunk=chunk)
+            values[i] = np.moveaxis(np.asarray(phi, dtype=np.float64), 0, -1)
+        self.n_evals += len(bg) + len(x) * nsamples
+        if layer is None:
+            return values, base
+        return spread_to_image(values, self.spec.shape), base, values
+
+    def _chunk(self, rows: int, n_outputs: int) -> int:
+        """Rows per gradient pass so that rows x outputs stays near ``batch_size``, balanced."""
+        n_chunks = -(-rows * n_outputs // self.batch_size)
+        return -(-rows // n_chunks)
+
+    # --- intermediate layers ------------------------------------------------------------------
+    def _calls(self) -> list[tuple[LayerPath, bool]]:
+        """(path, owns parameters) of every submodule ``__call__`` in one forward pass."""
+        calls: list[tuple[LayerPath, bool]] = []
+
+        def record(next_fun, args, kwargs, context):
+            if context.method_name == "__call__" and context.module.path:
+                own = self.variables["params"]
+                for name in context.module.path:
+                    own = own.get(name, {}) if isinstance(own, dict) else {}
+                calls.append((tuple(context.module.path),
+                              any(not isinstance(v, dict) for v in own.values())))
+            return next_fun(*args, **kwargs)
+
+        with nn.intercept_methods(record):  # a new function each time: no trace cache hit
+            jax.eval_shape(lambda v, x: self.module.apply(v, x), self.variables,
+                           jax.ShapeDtypeStruct((1, *self.spec.shape), jnp.float32))
+        return calls
+
+    def layer_names(self) -> list[str]:
+        """Submodules that own parameters, in the order the forward pass first calls them."""
+        names = [_layer_name(path) for path, owns in self._calls() if owns]
+        return list(dict.fromkeys(names))
+
+    def _resolve_layer(self, layer: str | int) -> LayerPath:
+        """The submodule path of a layer given by name ("conv2", "block/conv") or index."""
+        if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+            names = self.layer_names()
+            if not -len(names) <= int(layer) < len(names):
+                raise ConfigError(f"layer index {layer} out of range for layers {names}")
+            layer = names[int(layer)]
+        counts: dict[str, int] = {}
+        for path, _ in self._calls():
+            counts[_layer_name(path)] = counts.get(_layer_name(path), 0) + 1
+        if layer not in counts:
+            close = difflib.get_close_matches(str(layer), list(counts), n=3)
+            hint = f" -- did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(f"unknown layer '{layer}'{hint} (layers called in the forward "
+                              f"pass: {', '.join(counts)})")
+        if counts[layer] != 1:
+            raise ConfigError(f"layer '{layer}' is called {counts[layer]} times per forward "
+                              f"pass; attributions to it are ambiguous")
+        return tuple(str(layer).split("/"))
+
+    def _activations(self, path: LayerPath, x: np.ndarray) -> np.ndarray:
+        """Output of the submodule at ``path`` for checked images ``x``."""
+        if path not in self._features:
+            module = self.module
+
+            def features(variables: Any, batch: jax.Array) -> jax.Array:
+                kept = []
+
+                def keep(next_fun, args, kwargs, context):
+                    out = next_fun(*args, **kwargs)
+                    if context.method_name == "__call__" and tuple(context.module.path) == path:
+                        kept.append(out)
+                    return out
+
+                with nn.intercept_methods(keep):
+                    module.apply(variables, batch)
+                return kept[0]
+
+            self._features[path] = jax.jit(features)
+        self.n_evals += len(x)
+        return np.concatenate([np.asarray(self._features[path](self.variables,
+                                                               x[i:i + self.batch_size]))
+                               for i in range(0, len(x), self.batch_size)])
+
+    def _head(self, path: LayerPath) -> Callable[[Any, jax.Array], jax.Array]:
+        """The model from the output of ``path`` on: ``head(variables, a)`` runs the model with
+        that output replaced by ``a`` (the layers before it see a zero image)."""
+        if path not in self._heads:
+            module, shape = self.module, self.spec.shape
+
+            def head(variables: Any, a: jax.Array) -> jax.Array:
+                def replace(next_fun, args, kwargs, context):
+                    if context.method_name == "__call__" and tuple(context.module.path) == path:
+                        return a
+                    return next_fun(*args, **kwargs)
+
+                with nn.intercept_methods(replace):
+                    return module.apply(variables, jnp.zeros((a.shape[0], *shape), a.dtype))
+
+            self._heads[path] = head
+        return self._heads[path]
+
+    # --- model life cycle ---------------------------------------------------------------------
+    @classmethod
+    def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
+                 **arch_params: Any) -> "FlaxBackend":
+        from backends.zoo import flax_models
+
+        builder = flax_models.BUILDERS.get(architecture)
+        if builder is None:
+            close = difflib.get_close_matches(str(architecture), list(flax_models.BUILDERS), n=3)
+            hint = f" -- did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(f"unknown flax architecture '{architecture}'{hint} "
+                              f"(known: {', '.join(sorted(flax_models.BUILDERS))})")
+        try:
+            inspect.signature(builder).bind(spec, **arch_params)
+        except TypeError as exc:
+            raise ConfigError(f"architecture '{architecture}': {exc}") from None
+        module = builder(spec, **arch_params)
+        variables = module.init(jax.random.key(int(seed)), jnp.zeros((1, *spec.shape)))
+        return cls(module, variables, spec)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 256,
+            lr: float = 1e-4, seed: int = 0) -> dict[str, list[float]]:
+        """Adam on softmax cross-entropy (the Flax tutorial recipe); returns loss/accuracy."""
+        import optax
+        from tqdm.auto import tqdm
+
+        x = self.spec.check(x)
+        y = np.asarray(y)
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+            raise XaibenchError(f"labels must be integers of shape ({len(x)},); "
+                                f"got {y.dtype} {y.shape}")
+        if len(y) and (y.min() < 0 or y.max() >= self.spec.n_classes):
+            raise XaibenchError(f"labels must be in 0..{self.spec.n_classes - 1}")
+        if epochs < 0 or batch_size < 1 or lr <= 0:
+            raise ConfigError(f"need epochs >= 0, batch_size >= 1, lr > 0; "
+                              f"got {epochs}, {batch_size}, {lr}")
+        if set(self.variables) != {"params"}:
+            raise UnsupportedModelError(
+                f"fit trains models whose only variables are 'params'; this one also has "
+                f"{sorted(set(self.variables) - {'params'})}")
+        module, optimizer = self.module, optax.adam(lr)
+
+        @jax.jit
+        def step(params, state, xb, yb, weight):
+            def loss_fn(p):
+                logits = module.apply({"params": p}, xb)
+                losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+                return jnp.sum(losses * weight) / jnp.sum(weight), logits
+
+            (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, state = optimizer.update(grads, state, params)
+            correct = jnp.sum((jnp.argmax(logits, axis=1) == yb) * weight)
+            return optax.apply_updates(params, updates), state, loss, correct
+
+        params = self.variables["params"]
+        state = optimizer.init(params)
+        rng = np.random.default_rng(int(seed))
+        n = len(x)
+        history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+        for epoch in range(epochs):
+            order = rng.permutation(n)
+            loss_sum = correct_sum = 0.0
+            bar = tqdm(range(0, n, batch_size), desc=f"flax epoch {epoch + 1}/{epochs}",
+                       unit="batch", leave=False)
+            for start in bar:
+                idx = order[start:start + batch_size]
+                pad = batch_size - len(idx)  # one compiled step: pad with zero-weight rows
+                weight = np.r_[np.ones(len(idx)), np.zeros(pad)].astype(np.float32)
+                idx = np.r_[idx, np.zeros(pad, idx.dtype)]
+                params, state, loss, correct = step(params, state, x[idx],
+                                                    y[idx].astype(np.int32), weight)
+                loss_sum += float(loss) * (batch_size - pad)
+                correct_sum += float(correct)
+            history["loss"].append(loss_sum / max(n, 1))
+            history["accuracy"].append(correct_sum / max(n, 1))
+        self.variables = {**self.variables, "params": params}
+        return history
+
+    def save(self, path: Path) -> None:
+        """Write the variables as msgpack (``flax.serialization``), atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(flax.serialization.to_bytes(self.variables))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def load(self, path: Path) -> None:
+        """Read variables written by :meth:`save`; names and shapes must match the model."""
+        path = Path(path)
+        if not path.is_file():
+            raise XaibenchError(f"no flax checkpoint at {path}")
+        try:
+            state = flax.serialization.msgpack_restore(path.read_bytes())
+        except Exception as exc:
+            raise XaibenchError(f"cannot read flax checkpoint {path}: {exc}") from exc
+        if not isinstance(state, dict):
+            raise XaibenchError(f"cannot read flax checkpoint {path}: it holds a "
+                                f"{type(state).__name__}, not a dict of variables")
+        own, got = _shapes(self.variables), _shapes(state)
+        missing, unexpected = sorted(set(own) - set(got)), sorted(set(got) - set(own))
+        wrong = [f"{k}: file {got[k]} vs model {own[k]}" for k in own
+                 if k in got and got[k] != own[k]]
+        if missing or unexpected or wrong:
+            parts = [f"{label} {items}" for label, items in
+                     (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong))
+                     if items]
+            raise XaibenchError(f"checkpoint {path} does not match the model "
+                                f"({type(self.module).__name__}): " + "; ".join(parts))
+        self.variables = jax.tree.map(jnp.asarray, state)
+
+    # --- model randomisation (sanity checks) ----------------------------------------------------
+    def randomized(self, n_layers: int, *, seed: int = 0) -> "FlaxBackend":
+        """A copy whose last ``n_layers`` parameter layers (output side) are re-initialised."""
+        names = self.layer_names()
+        if not 0 <= int(n_layers) <= len(names):
+            raise ConfigError(f"n_layers must be in 0..{len(names)} (layers: {names}); "
+                              f"got {n_layers}")
+        fresh = self.module.init(jax.random.key(int(seed)), jnp.zeros((1, *self.spec.shape)))
+        params = flax.core.unfreeze(self.variables["params"])
+        for name in names[len(names) - int(n_layers):]:
+            *parents, leaf = name.split("/")
+            src, dst = fresh["params"], params
+            for part in parents:
+                src, dst = src[part], dst[part]
+            dst[leaf] = src[leaf]
+        return type(self)(self.module, {**self.variables, "params": params}, self.spec,
+                          batch_size=self.batch_size)
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    """'collection/layer/name' -> shape of every array in a nested dict of variables."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(str(getattr(k, "key", k)) for k in keys): tuple(np.shape(v))
+            for keys, v in flat}

@@ -1,0 +1,52 @@
+"""The zoo architectures in Flax linen (see :mod:`backends.zoo.architectures`).
+
+Layers carry the same names as in the torch and Keras zoos (``conv1``, ``conv2``, ``dense``;
+``dense1``, ``dense2``), so weights transfer by name (:mod:`backends.zoo.transfer`). Feature maps
+are NHWC and flatten in H, W, C order, as in the other two frameworks.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+
+from xaibench.backend import ImageSpec
+
+
+class FmnistCNN(nn.Module):
+    """conv -> ReLU -> conv -> ReLU (3x3, SAME, stride 1) -> flatten -> dense (logits)."""
+
+    n_classes: int
+    filters: tuple[int, int] = (32, 16)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.relu(nn.Conv(self.filters[0], (3, 3), padding="SAME", name="conv1")(x))
+        x = nn.relu(nn.Conv(self.filters[1], (3, 3), padding="SAME", name="conv2")(x))
+        return nn.Dense(self.n_classes, name="dense")(x.reshape((x.shape[0], -1)))
+
+
+class MLP(nn.Module):
+    """flatten (H, W, C order) -> dense ``hidden`` -> ReLU -> dense n_classes (logits)."""
+
+    n_classes: int
+    hidden: int = 128
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.relu(nn.Dense(self.hidden, name="dense1")(x.reshape((x.shape[0], -1))))
+        return nn.Dense(self.n_classes, name="dense2")(x)
+
+
+def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16) -> nn.Module:
+    """The two-convolution CNN (32 then 16 filters, 3x3 SAME, no pooling) with a dense head."""
+    return FmnistCNN(spec.n_classes, (conv1, conv2))
+
+
+def mlp(spec: ImageSpec, *, hidden: int = 128) -> nn.Module:
+    """One hidden dense layer of ``hidden`` units with ReLU, then a dense logits layer."""
+    return MLP(spec.n_classes, hidden)
+
+
+#: the architectures this module builds, by zoo name
+BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp}
