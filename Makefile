@@ -1,6 +1,6 @@
 # make demo: set up .venv (if needed) and run the quickstart experiment + report.
 # make test: set up .venv (if needed) and run the test suite.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL = 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: demo test install data clean
+.PHONY: demo test install system data clean
 
 install: $(STAMP)
 
@@ -17,18 +17,27 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
 	@touch $(STAMP)
 
-data: $(STAMP)
-	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
-		{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; } || true; \
+# Debian packages: real Fashion-MNIST and a headless browser for the HTML report test
+# (installed when running as root with apt; otherwise the data is downloaded and browser tests skip).
+system:
+	@missing=""; \
+	[ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "apt-get install$$missing"; \
+		apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$missing >/dev/null 2>&1; } || \
+		echo "warning: could not install$$missing"; \
 	fi
+
+data: $(STAMP) system
 	$(VENV)/bin/xaibench data fetch fashion-mnist
 
 demo: data
 	$(VENV)/bin/xaibench run experiments/quickstart.toml
 	$(VENV)/bin/xaibench report results/quickstart
 
-test: $(STAMP)
+test: $(STAMP) system
 	$(PY) -m pytest -q
 
 clean:
