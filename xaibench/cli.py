@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list(args: argparse.Namespace) -> int:
+    width = max(len(name) for reg in registry.ALL.values() for name in reg) + 2
     for kind, reg in registry.ALL.items():
         print(f"{kind}s:")
         for entry in reg.entries():
@@ -85,7 +86,7 @@ def _list(args: argparse.Namespace) -> int:
                 status = f"[{entry.framework}: installed]"
             else:
                 status = f"[{entry.framework}: not installed]"
-            print(f"  {entry.name:<16} {entry.description} {status}".rstrip())
+            print(f"  {entry.name:<{width}}{entry.description} {status}".rstrip())
     return 0
 
 
