@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
@@ -64,7 +66,8 @@ class Writer(ABC):
     def table(self, shown: Shown, caption: str) -> str: ...
 
     @abstractmethod
-    def image(self, path: str, caption: str) -> str: ...
+    def image(self, path: Path, root: Path, caption: str) -> str:
+        """The figure at ``path`` in a document written to the folder ``root``."""
 
     @abstractmethod
     def document(self, title: str, parts: list[str]) -> str: ...
@@ -99,19 +102,51 @@ class MarkdownWriter(Writer):
         table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
         return f"{self.notation.escape(caption)}\n\n{table}"
 
-    def image(self, path: str, caption: str) -> str:
-        return f"![{self.notation.escape(caption)}]({path})"
+    def image(self, path: Path, root: Path, caption: str) -> str:
+        return f"![{self.notation.escape(caption)}]({path.relative_to(root).as_posix()})"
 
     def document(self, title: str, parts: list[str]) -> str:
         return "\n\n".join([self.heading(title, 1), *parts]) + "\n"
 
 
+#: sorts a table.sortable by the clicked column (again: reversed); numbers (a leading number,
+#: "1,234" or "0.5 ± 0.1") numerically, other text naturally, dashes (missing) always last
+_SORT_SCRIPT = r"""
+function leadingNumber(text) {
+  const match = /^[-+]?(\d[\d,]*\.?\d*|\.\d+)(e[-+]?\d+)?/i.exec(text);
+  return match ? parseFloat(match[0].replace(/,/g, "")) : NaN;
+}
+function compareCells(a, b, sign) {
+  if ((a === "—") !== (b === "—")) return a === "—" ? 1 : -1;
+  const x = leadingNumber(a), y = leadingNumber(b);
+  if (!isNaN(x) && !isNaN(y)) return sign * (x - y);
+  return sign * a.localeCompare(b, undefined, {numeric: true});
+}
+document.querySelectorAll("table.sortable").forEach(table => {
+  const headers = Array.from(table.tHead.rows[0].cells);
+  headers.forEach((header, column) => header.addEventListener("click", () => {
+    const sign = header.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+    headers.forEach(h => h.removeAttribute("aria-sort"));
+    header.setAttribute("aria-sort", sign > 0 ? "ascending" : "descending");
+    const body = table.tBodies[0];
+    const text = row => row.cells[column].textContent.trim();
+    body.append(...Array.from(body.rows).sort((a, b) => compareCells(text(a), text(b), sign)));
+  }));
+});
+"""
+
+
 class HtmlWriter(Writer):
     suffix = "html"
     notation = Notation("↑", "↓", "±", html.escape)
-    _css = ("body{font-family:sans-serif;max-width:72em;margin:auto}"
-            "table{border-collapse:collapse;margin:1em 0}"
-            "th,td{padding:2px 8px;border-bottom:1px solid #ccc}img{max-width:100%}")
+    _css = ("body{font-family:sans-serif;max-width:80em;margin:auto;padding:0 1em}"
+            "table{border-collapse:collapse;margin:1em 0}caption{text-align:left;color:#555}"
+            "th,td{padding:2px 8px;border-bottom:1px solid #ccc}"
+            "table.sortable th{cursor:pointer;user-select:none;white-space:nowrap}"
+            'th[aria-sort=ascending]::after{content:" \\25B2"}'
+            'th[aria-sort=descending]::after{content:" \\25BC"}'
+            "figure{margin:1em 0}figcaption{color:#555}img{max-width:100%}"
+            "pre{background:#f6f6f6;padding:.5em;overflow-x:auto}")
 
     def heading(self, text: str, level: int) -> str:
         return f"<h{level}>{html.escape(text)}</h{level}>"
@@ -126,15 +161,22 @@ class HtmlWriter(Writer):
         return f"<pre>{html.escape(text.rstrip())}</pre>"
 
     def table(self, shown: Shown, caption: str) -> str:
-        return _styler(shown).set_caption(html.escape(caption)).to_html()
+        return (_styler(shown).set_properties(subset=list(shown.numeric), **{"text-align": "right"})
+                .set_caption(html.escape(caption)).set_table_attributes('class="sortable"')
+                .to_html())
 
-    def image(self, path: str, caption: str) -> str:
-        return f'<img src="{html.escape(path)}" alt="{html.escape(caption)}">'
+    def image(self, path: Path, root: Path, caption: str) -> str:
+        """The figure embedded as a data URI: the page is one self-contained file."""
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
     def document(self, title: str, parts: list[str]) -> str:
-        return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
-                f"</title><style>{self._css}</style></head>\n<body>\n{self.heading(title, 1)}\n"
-                + "\n".join(parts) + "\n</body></html>\n")
+        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f"<title>{html.escape(title)}</title><style>{self._css}</style></head>\n"
+                f"<body>\n{self.heading(title, 1)}\n" + "\n".join(parts)
+                + f"\n<script>{_SORT_SCRIPT}</script>\n</body></html>\n")
 
 
 class LatexWriter(Writer):
@@ -161,9 +203,10 @@ class LatexWriter(Writer):
                                        caption=escape_latex(caption), position="htbp",
                                        position_float="centering")
 
-    def image(self, path: str, caption: str) -> str:
+    def image(self, path: Path, root: Path, caption: str) -> str:
         return (f"\\begin{{figure}}[htbp]\n\\centering\n\\includegraphics[width=\\linewidth]"
-                f"{{{path}}}\n\\caption{{{escape_latex(caption)}}}\n\\end{{figure}}")
+                f"{{{path.relative_to(root).as_posix()}}}\n\\caption{{{escape_latex(caption)}}}\n"
+                f"\\end{{figure}}")
 
     def document(self, title: str, parts: list[str]) -> str:
         preamble = ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"

@@ -1,27 +1,62 @@
-"""The report of a results directory: ``report.{md,html,tex}``, ``report.csv`` and figures."""
+"""The report of a results directory: ``report.{md,html,tex}``, CSV tables and figures.
+
+Layout of what :func:`render` writes into the results directory::
+
+    report.md / report.html / report.tex   the documents (report.html is self-contained)
+    report.csv                             summary_table: every number of every configuration
+    tables/<table>.csv                     leaderboard, runtime, models, parity, failures,
+                                           agreement_<dataset> (with "csv")
+    tables/<table>_<dataset>.tex           each document table as a LaTeX fragment (with "tex")
+    figures/<figure>_<dataset>.{png,svg}   explanations, topk, curves, runtime, agreement, mprt
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from xaibench.errors import ConfigError
-from xaibench.report._formats import WRITERS, Writer
-from xaibench.report.figures import explanation_figure
-from xaibench.report.tables import (Results, failure_lines, failure_table, model_table,
-                                    show_models, show_summary, summary_table)
+from xaibench.report import plots
+from xaibench.report._formats import WRITERS, Notation, Shown, Writer
+from xaibench.report.figures import explanation_figure, topk_figure
+from xaibench.report.pairwise import agreement_table, parity_table, show_agreement, show_parity
+from xaibench.report.tables import (Results, failure_table, leaderboard, model_table,
+                                    runtime_table, show_failures, show_leaderboard, show_models,
+                                    show_runtime, summary_table)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("md", "csv", "tex", "html")
 _CONFIG_KEY = "config"
 _HIDDEN_KEYS = {"class_names", _CONFIG_KEY}
 
 
-def render(results_dir: str | Path, formats: Iterable[str] = ("md", "csv")) -> list[Path]:
+@dataclass(frozen=True)
+class _Table:
+    """A table of the document; ``name`` is its file stem in ``tables/``."""
+
+    name: str
+    caption: str
+    show: Callable[[Notation], Shown]
+
+
+@dataclass(frozen=True)
+class _Figure:
+    path: Path
+    caption: str
+
+
+#: one section of a dataset: heading and what it shows
+_Section = tuple[str, list["_Table | _Figure"]]
+
+
+def render(results_dir: str | Path, formats: Iterable[str] = ("md", "csv", "html")) -> list[Path]:
     """Render the report of ``results_dir`` from its store; return the files written.
 
-    ``formats``: any of md, csv, tex, html. Documents (md, tex, html) embed one explanations
-    figure per dataset, ``figures/explanations_<dataset>.png``.
+    ``formats``: any of md, csv, tex, html (see the module notes for what each writes).
     """
     formats = list(formats)
     unknown = sorted(set(formats) - set(FORMATS))
@@ -30,48 +65,135 @@ def render(results_dir: str | Path, formats: Iterable[str] = ("md", "csv")) -> l
                           f"(known: {', '.join(FORMATS)})")
     root = Path(results_dir)
     results = Results.load(root)
+    numbers = _numbers(results)
     written: list[Path] = []
     if "csv" in formats:
         written.append(root / "report.csv")
         summary_table(results).to_csv(written[-1], index=False)
+        written += _write_csv(numbers, root / "tables")
     writers = [WRITERS[f] for f in formats if f in WRITERS]
-    if writers:
-        figures = {dataset: explanation_figure(results, dataset,
-                                               root / "figures" / f"explanations_{dataset}.png")
-                   for dataset in results.datasets}
-        written += [path for path in figures.values() if path is not None]
-        for writer in writers:
-            written.append(root / f"report.{writer.suffix}")
-            written[-1].write_text(_document(results, writer, figures, root), encoding="utf-8")
+    if not writers:
+        return written
+    sections = {dataset: _dataset_sections(results, numbers, dataset, root)
+                for dataset in results.datasets}
+    figures = [block.path for parts in sections.values() for _, blocks in parts
+               for block in blocks if isinstance(block, _Figure)]
+    written += [path for png in figures for path in (png, png.with_suffix(".svg"))]
+    for writer in writers:
+        written.append(root / f"report.{writer.suffix}")
+        written[-1].write_text(_document(results, writer, sections, root), encoding="utf-8")
+        if writer.suffix == "tex":
+            written += _write_fragments(writer, sections, root / "tables")
     return written
 
 
-def _document(results: Results, writer: Writer, figures: dict[str, Path | None],
+def _numbers(results: Results) -> dict[str, "pd.DataFrame"]:
+    """The numeric tables, computed once: one frame per table, agreement one per dataset."""
+    return {"leaderboard": leaderboard(results), "runtime": runtime_table(results),
+            "models": model_table(results), "parity": parity_table(results),
+            "failures": failure_table(results),
+            **{f"agreement_{dataset}": agreement_table(results, dataset)
+               for dataset in results.datasets}}
+
+
+def _write_csv(numbers: dict[str, "pd.DataFrame"], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in numbers.items():
+        frame.to_csv(folder / f"{name}.csv", index=name.startswith("agreement_"))
+    return [folder / f"{name}.csv" for name in numbers]
+
+
+def _write_fragments(writer: Writer, sections: dict[str, list[_Section]],
+                     folder: Path) -> list[Path]:
+    """Each table of the documents as its own file, ``<name>.<suffix>``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for parts in sections.values():
+        for _, blocks in parts:
+            for table in (block for block in blocks if isinstance(block, _Table)):
+                written.append(folder / f"{table.name}.{writer.suffix}")
+                written[-1].write_text(writer.table(table.show(writer.notation), table.caption),
+                                       encoding="utf-8")
+    return written
+
+
+def _of(frame: "pd.DataFrame", dataset: str) -> "pd.DataFrame":
+    return frame[frame["dataset"] == dataset].reset_index(drop=True)
+
+
+def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"], dataset: str,
+                      root: Path) -> list[_Section]:
+    """The sections of one dataset (empty ones left out); draws its figures."""
+    board, runtime = _of(numbers["leaderboard"], dataset), _of(numbers["runtime"], dataset)
+    models, failures = _of(numbers["models"], dataset), _of(numbers["failures"], dataset)
+    parity, agreement = _of(numbers["parity"], dataset), numbers[f"agreement_{dataset}"]
+    if len(agreement) < 2:  # a configuration agrees with itself: nothing to show
+        agreement = agreement.iloc[:0]
+    higher = results.higher_is_better
+
+    def figure(draw: Callable[[Results, str, Path], Path | None], name: str,
+               caption: str) -> list[_Figure]:
+        path = draw(results, dataset, root / "figures" / f"{name}_{dataset}.png")
+        return [] if path is None else [_Figure(path, f"{dataset}: {caption}")]
+
+    def table(rows: "pd.DataFrame", name: str, caption: str,
+              show: Callable[["pd.DataFrame", Notation], Shown]) -> list[_Table]:
+        return [] if rows.empty else [_Table(f"{name}_{dataset}", f"{dataset}: {caption}",
+                                             lambda notation: show(rows, notation))]
+
+    sections: list[_Section] = [
+        ("Leaderboard", table(board, "leaderboard", "configurations ranked; metrics as mean "
+                              "± 95 % CI over images, best in bold; rank: mean rank over the "
+                              "metrics (1 = best)",
+                              lambda rows, n: show_leaderboard(rows, higher, n))),
+        ("Cost", table(runtime, "runtime", "cost of the explanation alone: seconds and model "
+                       "evaluations per image, evaluations per second", show_runtime)
+         + figure(plots.runtime_figure, "runtime",
+                  "seconds per image against faithfulness; the Pareto front marked")),
+        ("Explanations",
+         figure(explanation_figure, "explanations",
+                "explanations of the top-1 output (red positive, blue negative)")
+         + figure(topk_figure, "topk",
+                  "one image, each explained class (name and model score)")),
+        ("Faithfulness curves", figure(plots.curves_figure, "curves",
+                                       "deletion and insertion curves")),
+        ("Agreement between explainers",
+         table(agreement, "agreement", "Spearman correlation of the pixel relevance between "
+               "configurations, mean over the images and classes both explained", show_agreement)
+         + figure(lambda _, name, path: plots.agreement_figure(agreement, name, path),
+                  "agreement", "agreement between explanations")),
+        ("Framework parity", table(parity, "parity", "the same configuration in two "
+                                   "frameworks, on the images and classes both explained: max "
+                                   "absolute difference of the SHAP values, Spearman correlation "
+                                   "of the pixel relevance; weights: copied from one model into "
+                                   "the other (a parity run) or each model's own",
+                                   show_parity)),
+        ("Randomisation", figure(plots.mprt_figure, "mprt",
+                                 "similarity to the original explanation as the model's "
+                                 "layers are randomised from the output down")),
+        ("Models", table(models, "models", "models on the test split", show_models)),
+        ("Failed cells", table(failures, "failures", "failed cells (retried on the next run); "
+                               "the last line of each error", show_failures)),
+    ]
+    return [(heading, blocks) for heading, blocks in sections if blocks]
+
+
+def _document(results: Results, writer: Writer, sections: dict[str, list[_Section]],
               root: Path) -> str:
     parts = [writer.heading("Run", 2), writer.items(_run_lines(results))]
+    for dataset, dataset_sections in sections.items():
+        parts.append(writer.heading(dataset, 2))
+        for heading, blocks in dataset_sections:
+            parts.append(writer.heading(heading, 3))
+            parts += [writer.table(block.show(writer.notation), block.caption)
+                      if isinstance(block, _Table) else writer.image(block.path, root,
+                                                                     block.caption)
+                      for block in blocks]
     config = results.meta.get(_CONFIG_KEY)
     if isinstance(config, str):
-        parts.append(writer.code(config))
-    models, summary, failures = model_table(results), summary_table(results), failure_table(results)
-    for dataset in results.datasets:
-        parts.append(writer.heading(dataset, 2))
-        dataset_models = models[models["dataset"] == dataset]
-        if len(dataset_models):
-            parts.append(writer.table(show_models(dataset_models, writer.notation),
-                                      f"{dataset}: models on the test split"))
-        dataset_summary = summary[summary["dataset"] == dataset].reset_index(drop=True)
-        if len(dataset_summary):
-            parts.append(writer.table(
-                show_summary(dataset_summary, results.higher_is_better, writer.notation),
-                f"{dataset}: explainers; metrics as mean ± 95 % CI over images"))
-        if figures.get(dataset) is not None:
-            caption = f"{dataset}: explanations of the top-1 output (red positive, blue negative)"
-            parts.append(writer.image(figures[dataset].relative_to(root).as_posix(), caption))
-        dataset_failures = failures[failures["dataset"] == dataset]
-        if len(dataset_failures):
-            parts += [writer.heading("Failed cells", 3),
-                      writer.items(failure_lines(dataset_failures))]
-    return writer.document("xaibench report", parts)
+        parts += [writer.heading("Configuration", 2), writer.code(config)]
+    name = results.meta.get("name")
+    return writer.document(f"xaibench report: {name}" if name else "xaibench report", parts)
 
 
 def _run_lines(results: Results) -> list[str]:

@@ -1,8 +1,8 @@
-"""Result tables read from the store: models, one row per explained configuration, failures.
+"""Result tables read from the store: models, leaderboard, runtime, failures.
 
-The numeric tables (``model_table``, ``summary_table``, ``failure_table``) are plain DataFrames
-(``report.csv`` is ``summary_table`` as is); ``show_*`` turn one dataset's rows into strings for a
-document format.
+The numeric tables are plain DataFrames (``report.csv`` is ``summary_table`` as is, the others go
+to ``tables/<name>.csv``); ``show_*`` turn one dataset's rows into strings for a document format.
+Tables that compare attribution arrays (parity, agreement) are in :mod:`.pairwise`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 IDENTITY = ["dataset", "backend", "architecture", "explainer", "masker", "params"]
 #: row order: explainers side by side across backends
 ORDER = ["dataset", "explainer", "masker", "backend", "architecture", "params"]
+#: metric category of cost metrics: in the runtime table, not in the leaderboard
+COST = "cost"
+#: order of the leaderboard's metric columns by category (others after them, by name)
+CATEGORIES = ("faithfulness", "fidelity", "randomisation", "localisation", "robustness",
+              "complexity")
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,8 @@ class Results:
     models: "pd.DataFrame"
     #: the cells table; ``masker`` "" when none, ``params`` as "k=v, ..." text without seed
     cells: "pd.DataFrame"
-    #: one score per cell, metric and image (mean over the explained outputs)
+    #: one score per cell, metric and image (mean over the explained outputs), with the metric's
+    #: ``higher_is_better`` and ``category``
     scores: "pd.DataFrame"
 
     @classmethod
@@ -51,7 +57,8 @@ class Results:
         cells["params"] = cells["params"].map(_params_text)
         metrics = _with_additivity(store, cells, store.frame("metrics"))
         scores = (metrics.groupby(["cell_key", "metric", "image"], as_index=False)
-                  .agg(value=("value", "mean"), higher_is_better=("higher_is_better", "first")))
+                  .agg(value=("value", "mean"), higher_is_better=("higher_is_better", "first"),
+                       category=("category", "first")))
         return cls(store, store.meta(), store.frame("models"), cells, scores)
 
     @property
@@ -63,6 +70,24 @@ class Results:
     def higher_is_better(self) -> dict[str, bool]:
         """Direction of each metric in the store, by name."""
         return self.scores.groupby("metric")["higher_is_better"].first().to_dict()
+
+    @property
+    def quality_metrics(self) -> list[str]:
+        """The metrics that are not costs, by category (:data:`CATEGORIES` first), then name:
+        the leaderboard's columns."""
+        categories = self.scores.groupby("metric")["category"].first()
+        rank = {category: i for i, category in enumerate(CATEGORIES)}
+        return sorted(categories[categories != COST].index,
+                      key=lambda m: (rank.get(categories[m], len(rank)), categories[m], m))
+
+    def configurations(self, dataset: str | None = None) -> "pd.DataFrame":
+        """One done cell per configuration (its lowest seed), in :data:`ORDER`; all datasets
+        when ``dataset`` is None."""
+        done = self.cells[self.cells["status"] == "done"]
+        if dataset is not None:
+            done = done[done["dataset"] == dataset]
+        return (done.sort_values([*ORDER, "seed"]).drop_duplicates(IDENTITY)
+                .reset_index(drop=True))
 
     def class_name(self, dataset: str, index: int) -> str:
         """Class ``index`` of ``dataset`` by name (meta "class_names"), else the index itself."""
@@ -97,21 +122,30 @@ def _with_additivity(store: Store, cells: "pd.DataFrame",
     return pd.concat(frames, ignore_index=True) if frames else metrics
 
 
-def _ci95(values: "pd.Series") -> float:
-    """Half-width of the 95 % Student-t confidence interval of the mean (NaN below 2 values)."""
+def ci95(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Half-width of the 95 % Student-t confidence interval of the mean along ``axis``, NaNs
+    skipped (NaN where fewer than 2 values)."""
     from scipy import stats
 
-    values = values.dropna()
-    if len(values) < 2:
-        return float("nan")
-    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    values = np.asarray(values, dtype=np.float64)
+    n = np.sum(~np.isnan(values), axis=axis, keepdims=True)
+    mean = np.nansum(values, axis=axis, keepdims=True) / np.maximum(n, 1)
+    variance = np.nansum((values - mean) ** 2, axis=axis, keepdims=True) / np.maximum(n - 1, 1)
+    half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * np.sqrt(variance / np.maximum(n, 1))
+    return np.squeeze(np.where(n >= 2, half, np.nan), axis=axis)
 
 
 # --- numeric tables ---------------------------------------------------------------------------
 def model_table(results: Results) -> "pd.DataFrame":
-    """One row per trained model: dataset, backend, architecture, seed, accuracy, train_seconds."""
+    """One row per trained model: dataset, backend, architecture, seed, accuracy, train_seconds,
+    weights_from (the backend whose weights were copied in, from the training params'
+    ``weights_from``: a backend name or a model key; None for a model trained itself)."""
+    models = results.models
+    backend_of = dict(zip(models["model_key"], models["backend"]))
+    source = models["train_params"].map(lambda params: params.get("weights_from"))
     columns = ["dataset", "backend", "architecture", "seed", "accuracy", "train_seconds"]
-    return results.models[columns].sort_values(columns[:4], ignore_index=True)
+    return (models[columns].assign(weights_from=source.map(lambda s: backend_of.get(s, s)))
+            .sort_values(columns[:4], ignore_index=True))
 
 
 def summary_table(results: Results) -> "pd.DataFrame":
@@ -130,10 +164,38 @@ def summary_table(results: Results) -> "pd.DataFrame":
     table["evals_per_image"] = table.pop("model_evals") / table["images"]
     scores = results.scores.merge(done[["cell_key", *IDENTITY]], on="cell_key")
     for metric, rows in scores.groupby("metric"):
-        stats = rows.groupby(IDENTITY)["value"].agg(["mean", _ci95])
+        stats = rows.groupby(IDENTITY)["value"].agg(["mean", lambda v: float(ci95(v))])
         stats.columns = [f"{metric}_mean", f"{metric}_ci95"]
         table = table.merge(stats, left_on=IDENTITY, right_index=True, how="left")
     return table.sort_values(ORDER, ignore_index=True)
+
+
+def leaderboard(results: Results) -> "pd.DataFrame":
+    """The summary ranked per dataset: identity, cells, images, ``<metric>_mean`` and
+    ``<metric>_ci95`` of the quality metrics (costs are in :func:`runtime_table`) and ``rank``,
+    the mean over metrics of the row's rank within its dataset (1 = best; NaN means skipped).
+    Sorted by dataset, then rank."""
+    import pandas as pd
+
+    summary = summary_table(results)
+    metrics, higher = results.quality_metrics, results.higher_is_better
+    stats = [f"{metric}_{stat}" for metric in metrics for stat in ("mean", "ci95")]
+    table = summary[[*IDENTITY, "cells", "images", *stats]]
+    ranks = pd.DataFrame({metric: table.groupby("dataset")[f"{metric}_mean"]
+                         .rank(ascending=not higher[metric]) for metric in metrics},
+                         index=table.index, dtype=float)
+    return (table.assign(rank=ranks.mean(axis=1))
+            .sort_values(["dataset", "rank", *ORDER[1:]], ignore_index=True))
+
+
+def runtime_table(results: Results) -> "pd.DataFrame":
+    """Cost of each configuration: identity, cells, images, seconds_per_image, evals_per_image
+    and evals_per_second (model evaluations per second of explaining). Fastest first."""
+    summary = summary_table(results)
+    table = summary[[*IDENTITY, "cells", "images", "seconds_per_image", "evals_per_image"]]
+    rate = table["evals_per_image"].astype(float) / table["seconds_per_image"].astype(float)
+    return (table.assign(evals_per_second=rate.where(np.isfinite(rate)))
+            .sort_values(["dataset", "seconds_per_image", *ORDER[1:]], ignore_index=True))
 
 
 def failure_table(results: Results) -> "pd.DataFrame":
@@ -144,11 +206,20 @@ def failure_table(results: Results) -> "pd.DataFrame":
 
 # --- shown tables -----------------------------------------------------------------------------
 def shown_identity(rows: "pd.DataFrame") -> list[str]:
-    """Identity columns worth showing: backend, explainer, masker, and architecture and params
-    where they vary."""
-    varying = {column for column in ("architecture", "params") if rows[column].nunique() > 1}
-    return [c for c in ("backend", "architecture", "explainer", "masker", "params")
-            if c in varying or c in ("backend", "explainer", "masker")]
+    """Identity columns worth showing: backend, explainer, masker, the architecture where it
+    varies and the params where they vary for one backend x architecture x explainer x masker."""
+    shown = ["backend", "architecture", "explainer", "masker", "params"]
+    if rows["architecture"].nunique() < 2:
+        shown.remove("architecture")
+    if rows.empty or rows.groupby(shown[:-1])["params"].nunique().max() < 2:
+        shown.remove("params")
+    return shown
+
+
+def config_labels(rows: "pd.DataFrame") -> list[str]:
+    """A short unique label per row: its shown identity joined by " / " (no empty parts)."""
+    identity = shown_identity(rows)
+    return [" / ".join(str(row[c]) for c in identity if row[c] != "") for _, row in rows.iterrows()]
 
 
 def _number(values: "pd.Series", spec: str) -> "pd.Series":
@@ -166,49 +237,72 @@ def _mean_ci(mean: float, ci: float, notation: Notation) -> str:
 
 def _texts(rows: "pd.DataFrame", columns: list[str], notation: Notation) -> "pd.DataFrame":
     """Text columns escaped for the format, empty ones as a dash."""
-    return rows[columns].map(lambda text: notation.escape(str(text)) if text != "" else "—")
+    return (rows[columns].map(lambda text: notation.escape(str(text)) if text != "" else "—")
+            .reset_index(drop=True))
 
 
-def _no_bold(cells: "pd.DataFrame") -> "pd.DataFrame":
+def show_plain(rows: "pd.DataFrame", texts: list[str], numbers: dict[str, tuple[str, str]],
+               notation: Notation, best: dict[str, bool] | None = None) -> Shown:
+    """``rows`` as strings: the ``texts`` columns escaped, then each shown column of ``numbers``
+    (shown name -> (column, format spec)); ``best`` (shown name -> higher is better) marks
+    each such column's best value."""
     import pandas as pd
 
-    return pd.DataFrame(False, index=cells.index, columns=cells.columns)
+    cells = _texts(rows, texts, notation)
+    for shown, (column, spec) in numbers.items():
+        cells[shown] = _number(rows[column], spec).to_numpy()
+    bold = pd.DataFrame(False, index=cells.index, columns=cells.columns)
+    for shown, higher in (best or {}).items():
+        values = rows[numbers[shown][0]].reset_index(drop=True)
+        bold[shown] = values == (values.max() if higher else values.min())
+    return Shown(cells, bold, tuple(numbers))
 
 
-def show_summary(rows: "pd.DataFrame", higher_is_better: dict[str, bool],
-                 notation: Notation) -> Shown:
-    """One dataset's summary rows as strings; the best mean of each metric is marked."""
-    cells = _texts(rows, shown_identity(rows), notation)
-    cells["images"] = rows["images"].astype(str)
-    cells["accuracy"] = _number(rows["accuracy"], ".3f")
-    cells["s / image"] = _number(rows["seconds_per_image"], ".3g")
-    cells["evals / image"] = _number(rows["evals_per_image"], ",.0f")
-    numeric = list(cells.columns[-4:])
-    best = _no_bold(cells)
-    for metric, higher in sorted(higher_is_better.items()):
-        mean, ci = rows[f"{metric}_mean"], rows[f"{metric}_ci95"]
-        header = (f"{notation.escape(metric.replace('_', ' '))} "
-                  f"{notation.up if higher else notation.down}")
-        cells[header] = [_mean_ci(m, c, notation) for m, c in zip(mean, ci)]
-        best[header] = mean == (mean.max() if higher else mean.min())
-        numeric.append(header)
-    return Shown(cells, best, tuple(numeric))
+def header(metric: str, higher: bool, notation: Notation) -> str:
+    """A metric's column header: its name and the direction of better, e.g. "deletion auc ↓"."""
+    return f"{notation.escape(metric.replace('_', ' '))} {notation.up if higher else notation.down}"
+
+
+def show_leaderboard(rows: "pd.DataFrame", higher_is_better: dict[str, bool],
+                     notation: Notation) -> Shown:
+    """One dataset's leaderboard rows as strings; the best rank and metric means in bold."""
+    shown = show_plain(rows, shown_identity(rows), {"images": ("images", "d"),
+                                                    "rank": ("rank", ".2f")},
+                       notation, best={"rank": False})
+    numeric = list(shown.numeric)
+    for metric in [c.removesuffix("_mean") for c in rows.columns if c.endswith("_mean")]:
+        higher, mean = higher_is_better[metric], rows[f"{metric}_mean"].reset_index(drop=True)
+        name = header(metric, higher, notation)
+        shown.cells[name] = [_mean_ci(m, c, notation)
+                             for m, c in zip(mean, rows[f"{metric}_ci95"])]
+        shown.best[name] = mean == (mean.max() if higher else mean.min())
+        numeric.append(name)
+    return Shown(shown.cells, shown.best, tuple(numeric))
+
+
+def show_runtime(rows: "pd.DataFrame", notation: Notation) -> Shown:
+    """One dataset's runtime rows as strings; the cheapest and fastest in bold."""
+    return show_plain(rows, shown_identity(rows), {
+        "images": ("images", "d"), "s / image": ("seconds_per_image", ".3g"),
+        "evals / image": ("evals_per_image", ",.0f"), "evals / s": ("evals_per_second", ",.0f")},
+        notation, best={"s / image": False, "evals / image": False, "evals / s": True})
 
 
 def show_models(rows: "pd.DataFrame", notation: Notation) -> Shown:
-    """One dataset's models as strings."""
-    cells = _texts(rows, ["backend", "architecture"], notation)
-    cells["seed"] = rows["seed"].astype(str)
-    cells["accuracy"] = _number(rows["accuracy"], ".3f")
-    cells["training s"] = _number(rows["train_seconds"], ".1f")
-    return Shown(cells, _no_bold(cells), ("seed", "accuracy", "training s"))
+    """One dataset's models as strings (with "weights from" where a model's were copied)."""
+    texts = ["backend", "architecture"]
+    if rows["weights_from"].notna().any():
+        rows = rows.assign(**{"weights from": rows["weights_from"].fillna("")})
+        texts.append("weights from")
+    return show_plain(rows, texts, {"seed": ("seed", "d"), "accuracy": ("accuracy", ".3f"),
+                                    "training s": ("train_seconds", ".1f")}, notation)
 
 
-def failure_lines(rows: "pd.DataFrame") -> list[str]:
-    """One line per failed cell: its configuration and the last line of its error."""
-    identity = shown_identity(rows)
-    return [" / ".join(str(row[c]) or "no masker" for c in identity)
-            + f" (seed {row['seed']}): {_last_line(row['error'])}" for _, row in rows.iterrows()]
+def show_failures(rows: "pd.DataFrame", notation: Notation) -> Shown:
+    """One dataset's failed cells: configuration, seed and the last line of the error."""
+    return show_plain(rows.assign(seed=rows["seed"].astype(str),
+                                  error=rows["error"].map(_last_line)),
+                      [*shown_identity(rows), "seed", "error"], {}, notation)
 
 
 def _last_line(error: str | None) -> str:

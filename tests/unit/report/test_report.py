@@ -1,4 +1,4 @@
-"""The report rendered from a store of synthetic records: numbers, formats, figure, partial runs."""
+"""The report rendered from a store of synthetic records: files, documents, partial runs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from tests.unit.report._store import (CLASS_NAMES, CONFIGS, DATASET, ERROR, K, N
                                       build_store, cell_record, model_record)
 from xaibench.errors import ConfigError, DataError
 from xaibench.experiment.store import Store
-from xaibench.report import FORMATS, Results, render, summary_table
+from xaibench.report import (FORMATS, Results, explanation_figure, render, summary_table,
+                             topk_figure)
 from xaibench.report.figures import _rows, red_transparent_blue
 
 FAILED = ("keras", "permutation")
@@ -31,12 +32,23 @@ def run(tmp_path_factory) -> tuple[Path, list[Cell], list[Path]]:
     return root, cells, render(root, formats=FORMATS)
 
 
-def test_render_writes_every_format_and_the_figure(run):
+FIGURES = ["runtime", "explanations", "topk", "curves", "agreement", "mprt"]
+TABLES = ["leaderboard", "runtime", "agreement", "parity", "models", "failures"]
+
+
+def test_render_writes_every_format_table_and_figure(run):
     root, _, written = run
     expected = {"report.md", "report.csv", "report.tex", "report.html",
-                f"figures/explanations_{DATASET}.png"}
+                *(f"tables/{name}.csv" for name in ["leaderboard", "runtime", "models", "parity",
+                                                    "failures", f"agreement_{DATASET}"]),
+                *(f"tables/{name}_{DATASET}.tex" for name in TABLES),
+                *(f"figures/{name}_{DATASET}.{suffix}" for name in FIGURES
+                  for suffix in ("png", "svg"))}
     assert {p.relative_to(root).as_posix() for p in written} == expected
+    assert len(written) == len(expected)
     assert all(p.is_file() and p.stat().st_size > 0 for p in written)
+    fragment = (root / "tables" / f"leaderboard_{DATASET}.tex").read_text()
+    assert fragment.startswith(r"\begin{table}") and r"\toprule" in fragment
 
 
 def test_summary_has_one_row_per_finished_configuration_with_its_numbers(run):
@@ -68,33 +80,59 @@ def test_summary_rows_put_an_explainer_side_by_side_across_backends(run):
 def test_markdown_report(run):
     root, cells, _ = run
     text = (root / "report.md").read_text()
-    assert "| backend | architecture | seed | accuracy | training s |" in text
+    sections = [line for line in text.splitlines() if line.startswith("#")]
+    assert sections == ["# xaibench report: report-test", "## Run", f"## {DATASET}",
+                        "### Leaderboard", "### Cost", "### Explanations",
+                        "### Faithfulness curves", "### Agreement between explainers",
+                        "### Framework parity", "### Randomisation", "### Models",
+                        "### Failed cells", "## Configuration"]
+    assert ("| backend | explainer | masker | images | rank | abpc ↑ | deletion auc ↓ "
+            "| additivity ↓ |") in text  # by category: faithfulness, then fidelity; no cost
+    assert "| backend | explainer | masker | images | s / image | evals / image | evals / s |" \
+        in text
     assert "| torch | fmnist_cnn | 0 | 0.900 | 12.5 |" in text
-    assert "additivity ↓" in text
-    best = min(cells, key=lambda c: c.gaps.mean())
-    bold_rows = [line for line in text.splitlines() if "**" in line]
-    assert len(bold_rows) == 1
-    assert bold_rows[0].startswith(f"| {best.backend} | {best.explainer} |")
-    assert f"](figures/explanations_{DATASET}.png)" in text
-    assert "ValueError: max_evals=129 is too small" in text and "Traceback" not in text
-    assert "keras / permutation / inpaint_telea" in text
-    assert "- environment: python 3.11.7\n- environment packages: shap 0.51.0, numpy 2.4\n" in text
-    assert "- runs 1: started 2023-11-14 22:13:20 UTC, seconds 73.2 s, status finished\n" in text
-    assert "started_at: 2023-11-14 22:13:20 UTC" in text
+    best_abpc = max((c for c in cells if c.backend != "torch" or c.explainer != "partition"),
+                    key=lambda c: c.abpc)
+    row = next(line for line in text.splitlines()
+               if line.startswith(f"| {best_abpc.backend} | {best_abpc.explainer} |"))
+    assert f"**{best_abpc.abpc:.3g} ± " in row
+    for name in FIGURES:
+        assert f"](figures/{name}_{DATASET}.png)" in text
+    assert "| keras | permutation | inpaint_telea | 0 | ValueError: max_evals=129 is too small |" \
+        in text and "Traceback" not in text
+    assert "- versions: python 3.11.7, shap 0.51.0, torch 2.13.0\n" in text
+    assert "- platform: Linux-6.1-x86_64\n- started_at: 2023-11-14 22:13:20 UTC\n" in text
+    assert "- duration_seconds: 73.2 s\n" in text
     assert 'name = "report-test"' in text and "class_names" not in text
     assert "cells: 5 done, 1 failed" in text
 
 
-def test_latex_and_html_reports(run):
-    root = run[0]
-    tex = (root / "report.tex").read_text()
-    assert r"\toprule" in tex and r"\bottomrule" in tex
-    assert r"max\_evals=200" in tex and r"$\pm$" in tex and r"\bfseries" in tex
-    assert tex.count(r"\begin{table}") == 2 and r"\end{document}" in tex
-    html = (root / "report.html").read_text()
-    assert html.count("<table") == 2 and "font-weight: bold" in html
-    assert f'<img src="figures/explanations_{DATASET}.png"' in html
-    assert "ValueError: max_evals=129 is too small" in html
+def test_latex_report(run):
+    tex = (run[0] / "report.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"\midrule" in tex
+    assert r"$\pm$" in tex and r"\bfseries" in tex and r"abpc $\uparrow$" in tex
+    assert tex.count(r"\begin{table}") == len(TABLES) and r"\end{document}" in tex
+    assert r"\includegraphics[width=\linewidth]{figures/curves_digits.png}" in tex
+    assert r"inpaint\_telea" in tex
+
+
+def test_html_report_is_self_contained(run):
+    html = (run[0] / "report.html").read_text()
+    assert html.count("<table") == html.count('class="sortable"') == len(TABLES)
+    assert html.count('<img src="data:image/png;base64,') == len(FIGURES)
+    assert "figures/" not in html and "font-weight: bold" in html
+    assert "ValueError: max_evals=129 is too small" in html and "<script>" in html
+    assert "versions: python 3.11.7, shap 0.51.0, torch 2.13.0" in html
+
+
+def test_default_formats_and_figures_only_for_stored_data(tmp_path):
+    build_store(tmp_path, extras=False)  # no perturbation curves, no MPRT similarities
+    written = {p.relative_to(tmp_path).as_posix() for p in render(tmp_path)}
+    assert {"report.md", "report.csv", "report.html", f"figures/explanations_{DATASET}.png"} \
+        <= written and "report.tex" not in written
+    assert not written & {f"figures/{name}_{DATASET}.png" for name in ("curves", "mprt")}
+    text = (tmp_path / "report.md").read_text()
+    assert "### Faithfulness curves" not in text and "### Randomisation" not in text
 
 
 def test_figure_decodes_and_shows_positive_red_and_negative_blue(run):
@@ -114,9 +152,10 @@ def test_colour_map_is_shaps_red_transparent_blue():
 
 def test_rgb_images(tmp_path):
     build_store(tmp_path, shape=(8, 8, 3))
-    figure = tmp_path / "figures" / f"explanations_{DATASET}.png"
-    assert figure in render(tmp_path, formats=("md",))
-    assert imread(figure).shape[0] > 0
+    results = Results.load(tmp_path)
+    for draw in (explanation_figure, topk_figure):
+        path = draw(results, DATASET, tmp_path / "figure.png")
+        assert imread(path).shape[0] > 0
 
 
 def test_store_with_only_failed_cells(tmp_path):
@@ -126,10 +165,11 @@ def test_store_with_only_failed_cells(tmp_path):
         store.put_failure(cell_record("torch", explainer, masker, params), ERROR)
     written = render(tmp_path, formats=("md", "csv", "tex", "html"))
     assert not (tmp_path / "figures").exists()
-    assert len(written) == 4
+    assert {p.name for p in written} >= {"report.md", "report.csv", "report.tex", "report.html"}
     text = (tmp_path / "report.md").read_text()
     assert text.count("ValueError: max_evals=129 is too small") == len(CONFIGS)
     assert "cells: 3 failed" in text and "additivity" not in text
+    assert "### Leaderboard" not in text and "### Models" in text
     assert pd.read_csv(tmp_path / "report.csv").empty
 
 
@@ -141,7 +181,7 @@ def test_partially_finished_run(tmp_path):
     table = pd.read_csv(tmp_path / "report.csv")
     assert list(zip(table.backend, table.explainer)) == [("torch", "deep")]
     text = (tmp_path / "report.md").read_text()
-    assert "## cifar10" in text and "explanations_cifar10" not in text
+    assert "## cifar10" in text and "_cifar10.png" not in text
     assert (tmp_path / "figures" / f"explanations_{DATASET}.png").is_file()
 
 
@@ -174,14 +214,16 @@ def test_class_names_come_from_meta(run):
     results = Results.load(run[0])
     assert [results.class_name(DATASET, i) for i in range(len(CLASS_NAMES))] == CLASS_NAMES
     assert results.class_name(DATASET, 7) == "7" and results.class_name("other", 1) == "1"
-    assert results.higher_is_better == {"additivity": False}
-    assert len(results.scores) == 5 * N_IMAGES and K > 1
+    assert results.higher_is_better == {"abpc": True, "additivity": False,
+                                        "deletion_auc": False, "seconds_per_image": False}
+    assert results.quality_metrics == ["abpc", "deletion_auc", "additivity"]
+    assert len(results.scores) == (4 * 4 + 1) * N_IMAGES and K > 1  # one cell: additivity only
 
 
 def test_import_is_light():
     code = ("import sys, xaibench.report; "
             "print(sorted(m for m in ('pandas', 'matplotlib', 'scipy', 'torch', 'tensorflow', "
-            "'jax') if m in sys.modules))")
+            "'jax', 'playwright') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -196,5 +238,7 @@ def test_figure_rows_prefer_images_explained_by_most_cells(tmp_path):
     # ids 102, 103 are in every cell, 100, 101 in all but the new one (its panels are missing)
     assert [[p is None for p in row.panels].count(True) for row in rows] == [0, 0, 1, 1]
     np.testing.assert_array_equal(rows[0].image, arrays["images"][2])
-    np.testing.assert_allclose(rows[0].panels[0].heatmap, arrays["values"][2, ..., 0].sum(-1))
-    assert render(tmp_path, formats=("md",))
+    np.testing.assert_allclose(rows[0].panels[0].heatmaps,
+                               arrays["values"][2].sum(axis=2).transpose(2, 0, 1))
+    np.testing.assert_array_equal(rows[0].panels[0].explained, arrays["output_indices"][2])
+    assert explanation_figure(Results.load(tmp_path), DATASET, tmp_path / "grid.png")

@@ -1,0 +1,92 @@
+"""Chart figures: what they compute, when they are drawn, and labels that never overlap."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+from matplotlib.text import Text
+
+from tests.unit.report._store import DATASET, K, N_IMAGES, build_store, cell_arrays, cell_record
+from xaibench.experiment.store import Store
+from xaibench.report import (Results, agreement_figure, agreement_table, curves_figure,
+                             mprt_figure, runtime_figure, topk_figure)
+from xaibench.report.plots import _callouts, faithfulness_metric, normalised, pareto_front
+
+DRAWN = {"topk": topk_figure, "curves": curves_figure, "runtime": runtime_figure,
+         "mprt": mprt_figure}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Results:
+    root = tmp_path_factory.mktemp("results")
+    build_store(root)
+    return Results.load(root)
+
+
+@pytest.mark.parametrize("name", DRAWN)
+def test_figures_are_written_as_png_and_svg(results, tmp_path, name):
+    path = DRAWN[name](results, DATASET, tmp_path / f"{name}.png")
+    assert path == tmp_path / f"{name}.png"
+    height, width, _ = imread(path).shape
+    assert height > 300 and width > 300
+    assert path.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_agreement_heatmap(results, tmp_path):
+    matrix = agreement_table(results, DATASET)
+    path = agreement_figure(matrix, DATASET, tmp_path / "agreement.png")
+    assert imread(path).shape[0] > 300
+    assert agreement_figure(matrix.iloc[:1, :1], DATASET, tmp_path / "one.png") is None
+
+
+def test_figures_without_their_data_are_not_drawn(tmp_path):
+    store = Store(tmp_path)
+    arrays = cell_arrays(np.zeros((N_IMAGES, K)), (8, 8, 1), seed=0)
+    top1 = {**arrays, **{name: arrays[name][..., :1] for name in ("values", "output_indices",
+                                                                  "base_values",
+                                                                  "model_outputs")}}
+    store.put_cell(cell_record("torch", "deep", None, {}, wall_seconds=1.0), top1)  # no metrics
+    results = Results.load(tmp_path)
+    for name, draw in DRAWN.items():
+        assert draw(results, DATASET, tmp_path / f"{name}.png") is None, name
+    assert not list(tmp_path.glob("*.png"))
+    assert faithfulness_metric(results) is None
+
+
+def test_pareto_front():
+    seconds = np.array([1.0, 2.0, 3.0, 0.5, 2.0, 10.0])
+    quality = np.array([0.5, 0.4, 0.9, 0.1, 0.6, 0.9])
+    assert pareto_front(seconds, quality, higher=True).tolist() == \
+        [True, False, True, True, True, False]
+    assert pareto_front(seconds, -quality, higher=False).tolist() == \
+        [True, False, True, True, True, False]
+
+
+def test_normalised_curves_run_from_one_to_zero_and_zero_to_one():
+    deletion = np.array([[4.0, 3.0, 1.0, 2.0], [5.0, 5.0, 5.0, 5.0]])
+    np.testing.assert_allclose(normalised(deletion, "deletion"),  # f(x) = 4, f(∅) = 2
+                               [[1.0, 0.5, -0.5, 0.0], [np.nan] * 4])
+    insertion = np.array([[-1.0, 0.0, 1.0]])  # the replacement raises the score: |span|
+    np.testing.assert_allclose(normalised(insertion, "insertion"), [[0.0, 0.5, 1.0]])
+
+
+def test_point_labels_do_not_overlap():
+    figure = Figure(figsize=(6, 4))
+    ax = figure.subplots()
+    x = np.array([1.0, 1.1, 1.2, 1.3, 5.0, 5.1])
+    y = np.array([0.50, 0.501, 0.502, 0.503, 0.1, 0.9])  # four points almost on top of another
+    ax.plot(x, y, "o")
+    _callouts(ax, x, y, [f"configuration {i}" for i in range(len(x))])
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = [Text.get_window_extent(label, renderer) for label in ax.texts]  # without lines
+    assert len(boxes) == len(x)
+    assert not any(a.overlaps(b) for a, b in combinations(boxes, 2))
+    heights = [box.y0 for box in boxes]
+    assert heights[5] > heights[0] > heights[4]  # labels keep the points' vertical order

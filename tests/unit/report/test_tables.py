@@ -1,0 +1,101 @@
+"""Leaderboard, runtime and model tables: their numbers and how documents show them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+from tests.unit.report._store import (DATASET, N_IMAGES, K, build_store, cell_arrays,
+                                      cell_record, model_record)
+from xaibench.experiment.store import Store
+from xaibench.report import Results, leaderboard, model_table, runtime_table
+from xaibench.report._formats import WRITERS
+from xaibench.report.tables import show_leaderboard, show_models, show_runtime
+
+MARKDOWN = WRITERS["md"].notation
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    cells = build_store(root, extras=False)
+    return Results.load(root), cells
+
+
+def test_leaderboard_ranks_by_the_mean_rank_over_quality_metrics(full):
+    results, cells = full
+    board = leaderboard(results)
+    assert [c for c in board.columns if c.endswith("_mean")] == \
+        ["abpc_mean", "deletion_auc_mean", "additivity_mean"]  # no cost metric
+    means = {"abpc": [-c.abpc for c in cells], "deletion_auc": [c.deletion_auc for c in cells],
+             "additivity": [c.gaps.mean() for c in cells]}  # all as lower-is-better
+    expected = np.mean([rankdata(values) for values in means.values()], axis=0)
+    by_cell = {(c.backend, c.explainer): rank for c, rank in zip(cells, expected)}
+    got = {(row.backend, row.explainer): row.rank for row in board.itertuples()}
+    assert got == pytest.approx(by_cell)
+    assert list(board["rank"]) == sorted(expected)
+    best = board.iloc[0]
+    assert (best.backend, best.explainer) == ("keras", "partition")
+    assert best.abpc_mean == pytest.approx(0.51) and best.images == N_IMAGES
+
+
+def test_leaderboard_shown_bolds_the_best_of_each_column(full):
+    results, _ = full
+    rows = leaderboard(results)
+    shown = show_leaderboard(rows, results.higher_is_better, MARKDOWN)
+    assert list(shown.cells.columns) == ["backend", "explainer", "masker", "images", "rank",
+                                         "abpc ↑", "deletion auc ↓", "additivity ↓"]
+    assert shown.cells.loc[0, "abpc ↑"].startswith("0.51 ± ")
+    assert shown.best["rank"].tolist() == [True] + [False] * (len(rows) - 1)
+    assert shown.best["abpc ↑"].tolist() == list(rows.abpc_mean == rows.abpc_mean.max())
+    assert shown.best["deletion auc ↓"].tolist() == \
+        list(rows.deletion_auc_mean == rows.deletion_auc_mean.min())
+    assert not shown.best[["backend", "images"]].any().any()
+
+
+def test_runtime_table(full):
+    results, cells = full
+    table = runtime_table(results)
+    assert list(table["seconds_per_image"]) == sorted(table["seconds_per_image"])
+    for cell in cells:
+        row = table.query(f"backend == '{cell.backend}' and explainer == '{cell.explainer}'")
+        assert row.seconds_per_image.item() == pytest.approx(cell.wall_seconds / N_IMAGES)
+        assert row.evals_per_image.item() == pytest.approx(cell.model_evals / N_IMAGES)
+        assert row.evals_per_second.item() == pytest.approx(cell.model_evals / cell.wall_seconds)
+    shown = show_runtime(table, MARKDOWN)
+    assert list(shown.cells.columns[-4:]) == ["images", "s / image", "evals / image",
+                                              "evals / s"]
+    assert shown.cells["evals / image"].tolist()[:2] == ["2", "3"]  # 10 / 4, 11 / 4 rounded
+    fastest = table["evals_per_second"] == table["evals_per_second"].max()
+    assert shown.best["evals / s"].tolist() == fastest.tolist()
+    assert shown.best["s / image"].tolist() == [True] + [False] * (len(table) - 1)
+
+
+def test_zero_seconds_give_no_rate(tmp_path):
+    store = Store(tmp_path)
+    store.put_model(model_record("torch"))
+    store.put_cell(cell_record("torch", "deep", None, {}),  # 0 s and 0 evaluations
+                   cell_arrays(np.zeros((N_IMAGES, K)), (8, 8, 1), seed=0))
+    assert runtime_table(Results.load(tmp_path))["evals_per_second"].isna().all()
+
+
+def test_model_table_names_where_copied_weights_come_from(tmp_path):
+    store = Store(tmp_path)
+    store.put_model(model_record("torch"))
+    store.put_model(model_record("keras", train_params={"weights_from": "torch-digits"}))
+    store.put_model(model_record("flax", train_params={"weights_from": "torch"}))
+    table = model_table(Results.load(tmp_path))
+    assert list(table.backend) == ["flax", "keras", "torch"]
+    assert table.weights_from.tolist()[:2] == ["torch", "torch"] and table.weights_from.isna()[2]
+    shown = show_models(table, MARKDOWN)
+    assert list(shown.cells.columns) == ["backend", "architecture", "weights from", "seed",
+                                         "accuracy", "training s"]
+    assert shown.cells["weights from"].tolist() == ["torch", "torch", "—"]
+
+
+def test_model_table_without_copied_weights(full):
+    results, _ = full
+    table = model_table(results)
+    assert table["weights_from"].isna().all() and set(table["dataset"]) == {DATASET}
+    assert "weights from" not in show_models(table, MARKDOWN).cells

@@ -1,0 +1,259 @@
+"""Chart figures from the store: perturbation curves, cost vs faithfulness, agreement, MPRT.
+
+Curves are of the top-1 explained output, pooled over a configuration's seeds, as mean and 95 %
+confidence band over images. A figure whose data the store lacks is not drawn (None).
+Each is written as PNG and SVG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from xaibench.report.figures import save
+from xaibench.report.tables import IDENTITY, Results, ci95, config_labels, summary_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+#: cell arrays (N, K, steps + 1) of the raw deletion and insertion curves of the explained outputs
+CURVE_ARRAYS = {"deletion": "deletion_curve", "insertion": "insertion_curve"}
+#: cell arrays of the MPRT: similarities (N, K, L) and the L layer labels (output layer first)
+MPRT_ARRAY, MPRT_LAYERS = "mprt_curve", "mprt_layers"
+#: faithfulness metrics for the cost scatter, in order of preference
+FAITHFULNESS = ("abpc", "deletion_auc", "insertion_auc")
+_DEGENERATE_RTOL = 1e-6
+_LINESTYLES, _MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "D")
+
+
+def _styles(results: Results, dataset: str) -> dict[str, dict[str, object]]:
+    """Per configuration label of ``dataset``: a colour per method (explainer, masker, params,
+    architecture) and a line style and marker per backend, so one method looks alike across
+    frameworks; the same in every chart of the dataset."""
+    from matplotlib import colormaps
+
+    cells = results.configurations(dataset)
+    methods = list(zip(cells["architecture"], cells["explainer"], cells["masker"],
+                       cells["params"]))
+    distinct, backends = list(dict.fromkeys(methods)), sorted(set(cells["backend"]))
+    cmap = colormaps["tab10" if len(distinct) <= 10 else "tab20"]
+    return {label: {"color": cmap(distinct.index(method) % cmap.N),
+                    "ls": _LINESTYLES[backends.index(backend) % len(_LINESTYLES)],
+                    "marker": _MARKERS[backends.index(backend) % len(_MARKERS)]}
+            for label, method, backend in zip(config_labels(cells), methods, cells["backend"])}
+
+
+def _pooled(results: Results, dataset: str, name: str) -> dict[str, tuple[np.ndarray, dict]]:
+    """Configuration label -> (array ``name`` of the top-1 output concatenated over the
+    configuration's cells (seeds), the lowest-seed cell's arrays), where stored."""
+    done = results.cells[results.cells["status"] == "done"]
+    configurations = results.configurations(dataset)
+    pooled = {}
+    for label, (_, cell) in zip(config_labels(configurations), configurations.iterrows()):
+        same = done[(done[IDENTITY] == cell[IDENTITY]).all(axis=1)].sort_values("seed")
+        loaded = [arrays for arrays in map(results.store.load_arrays, same["cell_key"])
+                  if name in arrays]
+        if loaded:
+            pooled[label] = (np.concatenate([arrays[name][:, 0] for arrays in loaded]), loaded[0])
+    return pooled
+
+
+def normalised(curves: np.ndarray, kind: str) -> np.ndarray:
+    """Curves (..., k + 1) mapped by c ↦ (c − f(∅)) / |f(x) − f(∅)| (NaN where the replacement
+    removes no evidence), as :func:`xaibench.metrics.curve_auc` normalises them."""
+    first, last = curves[..., :1], curves[..., -1:]
+    f_x, f_empty = (first, last) if kind == "deletion" else (last, first)
+    span = np.abs(f_x - f_empty)
+    ok = span > _DEGENERATE_RTOL * np.maximum(1.0, np.maximum(np.abs(f_x), np.abs(f_empty)))
+    return np.where(ok, (curves - f_empty) / np.where(ok, span, 1.0), np.nan)
+
+
+def _band(ax: "Axes", x: np.ndarray, values: np.ndarray, style: dict, label: str) -> None:
+    """Mean over the rows of ``values`` as a line, its 95 % confidence interval as a band."""
+    mean, half = np.nanmean(values, axis=0), ci95(values, axis=0)
+    ax.plot(x, mean, color=style["color"], ls=style["ls"], label=label, lw=1.5)
+    ax.fill_between(x, mean - half, mean + half, color=style["color"], alpha=0.15, lw=0)
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained", dpi=150)
+
+
+def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
+    """Write the normalised deletion and insertion curves of ``dataset``'s configurations
+    (stored arrays :data:`CURVE_ARRAYS`); None when no cell stored them."""
+    pooled = {kind: _pooled(results, dataset, name) for kind, name in CURVE_ARRAYS.items()}
+    if not any(pooled.values()):
+        return None
+    styles = _styles(results, dataset)
+    figure = _new_figure(10, 4.6)
+    axes = figure.subplots(1, 2, sharey=True)
+    for ax, (kind, curves) in zip(axes, pooled.items()):
+        verb = "removed (most relevant first)" if kind == "deletion" else \
+            "restored (most relevant first)"
+        for label, (raw, _) in curves.items():
+            _band(ax, np.linspace(0, 1, raw.shape[-1]), normalised(raw, kind), styles[label],
+                  label)
+        ax.set(title=f"{kind} ({'lower' if kind == 'deletion' else 'higher'} area is better)",
+               xlabel=f"fraction of pixels {verb}", xlim=(0, 1))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("normalised score (f − f(∅)) / |f(x) − f(∅)|")
+    _legend(figure, axes, columns=3)
+    figure.suptitle(f"{dataset}: perturbation curves of the top-1 output "
+                    "(mean and 95 % CI over images)", fontsize=11)
+    return save(figure, path)
+
+
+def _legend(figure, axes, columns: int) -> None:
+    """One figure legend below ``axes`` for every labelled line in them."""
+    handles = {label: handle for ax in np.ravel(axes)
+               for handle, label in zip(*ax.get_legend_handles_labels())}
+    figure.legend(handles.values(), handles.keys(), loc="outside lower center",
+                  ncols=min(len(handles), columns),
+                  fontsize=8, frameon=False)
+
+
+def faithfulness_metric(results: Results) -> str | None:
+    """The metric of the cost scatter: the first of :data:`FAITHFULNESS` stored, else any
+    faithfulness metric, else None."""
+    metrics = results.quality_metrics
+    categories = results.scores.groupby("metric")["category"].first()
+    return next((m for m in FAITHFULNESS if m in metrics),
+                next((m for m in metrics if categories[m] == "faithfulness"), None))
+
+
+def pareto_front(seconds: np.ndarray, quality: np.ndarray, higher: bool) -> np.ndarray:
+    """Mask of the points no other point beats in both cost (fewer seconds) and quality."""
+    sign = 1 if higher else -1
+    order = np.lexsort((-sign * quality, seconds))  # cheapest first, best quality first on ties
+    front = np.zeros(len(seconds), dtype=bool)
+    best = -np.inf
+    for i in order:
+        if sign * quality[i] > best:
+            front[i], best = True, sign * quality[i]
+    return front
+
+
+def runtime_figure(results: Results, dataset: str, path: Path,
+                   metric: str | None = None) -> Path | None:
+    """Write seconds per image (log scale) against a faithfulness ``metric`` (default
+    :func:`faithfulness_metric`) per configuration, the Pareto front marked; None without one."""
+    metric = metric or faithfulness_metric(results)
+    if metric is None:
+        return None
+    rows = summary_table(results).query("dataset == @dataset")
+    rows = rows.assign(label=config_labels(rows))
+    rows = rows[(rows["seconds_per_image"] > 0) & rows[f"{metric}_mean"].notna()]
+    if rows.empty:
+        return None
+    higher = results.higher_is_better[metric]
+    x, y = rows["seconds_per_image"].to_numpy(), rows[f"{metric}_mean"].to_numpy()
+    front = pareto_front(x, y, higher)
+    styles = _styles(results, dataset)
+
+    figure = _new_figure(8, max(4.0, 0.3 * len(rows) + 1.5))
+    ax = figure.subplots()
+    on = np.flatnonzero(front)[np.argsort(x[front])]
+    ax.step(x[on], y[on], where="post", color="0.5", ls="--", lw=1, label="Pareto front")
+    for (_, row), on_front in zip(rows.iterrows(), front):
+        style = styles[row["label"]]
+        ax.errorbar(row["seconds_per_image"], row[f"{metric}_mean"],
+                    yerr=np.nan_to_num(row[f"{metric}_ci95"]), fmt=style["marker"], ms=7,
+                    capsize=2, color=style["color"],
+                    mfc=style["color"] if on_front else "white", mew=1.5)
+    _log_seconds(ax, x)
+    arrow = "↑" if higher else "↓"
+    ax.set(xlabel="seconds per image (log scale)",
+           ylabel=f"{metric.replace('_', ' ')} {arrow} (mean ± 95 % CI)",
+           title=f"{dataset}: cost against faithfulness (filled: on the Pareto front)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    _callouts(ax, x, y, list(rows["label"]))
+    return save(figure, path)
+
+
+def _log_seconds(ax: "Axes", seconds: np.ndarray) -> None:
+    """A log x axis with plain-number tick labels; the minor ticks labelled within a decade."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    within_decade = seconds.max() < 10 * seconds.min()
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}")
+                                 if within_decade else NullFormatter())
+
+
+def _callouts(ax: "Axes", x: np.ndarray, y: np.ndarray, labels: list[str]) -> None:
+    """Label each point right of the axes, at its height where there is room, else pushed
+    apart just enough not to overlap, with a thin line to its point."""
+    low, high = ax.get_ylim()
+    wanted = (y - low) / (high - low)
+    gap = 13 / (ax.figure.get_figheight() * 72 * 0.75)  # a line of 8 pt text, in axes units
+    order = np.argsort(-wanted, kind="stable")
+    slots = np.empty(len(y))
+    ceiling = 1.0 + gap
+    for i in order:  # top down: no higher than wanted, one gap below the previous
+        slots[i] = ceiling = min(wanted[i], ceiling - gap)
+    floor = -gap
+    for i in order[::-1]:  # bottom up: back inside the axes where pushed below
+        slots[i] = floor = max(slots[i], floor + gap)
+    for slot, xi, yi, label in zip(slots, x, y, labels):
+        ax.annotate(label, xy=(xi, yi), xytext=(1.03, slot), textcoords="axes fraction",
+                    va="center", fontsize=8, annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6,
+                                "relpos": (0, 0.5), "shrinkA": 2, "shrinkB": 5})
+
+
+def agreement_figure(matrix: "pd.DataFrame", dataset: str, path: Path) -> Path | None:
+    """Write an agreement matrix (:func:`.pairwise.agreement_table`) as a heatmap; None below
+    two configurations."""
+    if len(matrix) < 2:
+        return None
+    size = len(matrix)
+    figure = _new_figure(3.5 + 0.55 * size, 2.5 + 0.5 * size)
+    ax = figure.subplots()
+    image = ax.imshow(matrix.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    for (i, j), value in np.ndenumerate(matrix.to_numpy()):
+        ax.text(j, i, "—" if np.isnan(value) else f"{value:.2f}", ha="center", va="center",
+                fontsize=8, color="white" if abs(value) > 0.6 else "black")
+    ax.set_xticks(range(size), matrix.columns, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(size), matrix.index, fontsize=8)
+    figure.suptitle(f"{dataset}: agreement between explanations\n(Spearman ρ of the pixel "
+                    "relevance, mean over images)", fontsize=10)
+    figure.colorbar(image, ax=ax, label="Spearman ρ", shrink=0.8)
+    return save(figure, path)
+
+
+def mprt_figure(results: Results, dataset: str, path: Path) -> Path | None:
+    """Write the cascading-randomisation curves (stored arrays :data:`MPRT_ARRAY`,
+    :data:`MPRT_LAYERS`), one panel per architecture; None when no cell stored them."""
+    pooled = _pooled(results, dataset, MPRT_ARRAY)
+    if not pooled:
+        return None
+    cells = results.configurations(dataset)
+    architecture_of = dict(zip(config_labels(cells), cells["architecture"]))
+    architectures = sorted({architecture_of[label] for label in pooled})
+    styles = _styles(results, dataset)
+    width = max(7.0, 4.5 * len(architectures) + 1)
+    figure = _new_figure(width, 5.2)
+    axes = figure.subplots(1, len(architectures), sharey=True, squeeze=False)[0]
+    for ax, architecture in zip(axes, architectures):
+        shown = {label: data for label, data in pooled.items()
+                 if architecture_of[label] == architecture}
+        for label, (curves, _) in shown.items():
+            _band(ax, np.arange(curves.shape[-1]), curves, styles[label], label)
+        layers = next(iter(shown.values()))[1][MPRT_LAYERS]  # the same for an architecture
+        ax.set_xticks(range(len(layers)), layers, rotation=40, ha="right", fontsize=8)
+        ax.set(title=architecture, xlabel="randomised down to layer (output first)",
+               ylim=(-0.1, 1.05))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Spearman ρ with the original explanation")
+    _legend(figure, axes, columns=int(width // 3.5))
+    figure.suptitle(f"{dataset}: model-parameter randomisation (lower = more model-sensitive)",
+                    fontsize=11)
+    return save(figure, path)
