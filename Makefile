@@ -35,7 +35,9 @@ data: $(STAMP) system
 
 demo: data
 	$(VENV)/bin/xaibench run experiments/quickstart.toml
-	$(VENV)/bin/xaibench report results/quickstart
+	$(VENV)/bin/xaibench report results/quickstart --format md,csv,tex,html \
+		$$(command -v chromium >/dev/null && echo --screenshot results/quickstart/report.png)
+	@echo "report: $(CURDIR)/results/quickstart/report.html"
 
 test: $(STAMP) system
 	$(PY) -m pytest -q

@@ -4,7 +4,8 @@
     xaibench data fetch fashion-mnist      download (and verify) a dataset
     xaibench validate CONFIG               check an experiment file, run nothing
     xaibench run CONFIG [--output DIR]     run (or resume) an experiment
-    xaibench report RESULTS_DIR [--format md,csv]
+    xaibench report RESULTS_DIR [--format md,csv,html] [--screenshot PNG]
+    xaibench compare RESULTS_A RESULTS_B   leaderboards of two runs side by side
 
 Errors raised on purpose (XaibenchError) print one line and exit with status 2; a run in which
 some cells failed exits with status 1. Heavy modules are imported only by the commands that
@@ -67,9 +68,16 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="render tables and figures from a results store")
     report.add_argument("results_dir", type=Path, help="results directory of a run")
-    report.add_argument("--format", default="md,csv",
-                        help="comma-separated formats: md, csv, tex, html (default: md,csv)")
+    report.add_argument("--format", default="md,csv,html",
+                        help="comma-separated formats: md, csv, tex, html (default: md,csv,html)")
+    report.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="also save a screenshot of report.html taken in headless Chromium")
     report.set_defaults(command=_report)
+
+    compare = commands.add_parser("compare", help="diff the leaderboards of two runs")
+    compare.add_argument("results_a", type=Path, help="results directory of run a")
+    compare.add_argument("results_b", type=Path, help="results directory of run b")
+    compare.set_defaults(command=_compare)
     return parser
 
 
@@ -113,7 +121,10 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from xaibench.experiment import load_config, run
 
+    from xaibench.report import summary_text
+
     summary = run(load_config(args.config), args.output, progress=not args.no_progress)
+    print(summary_text(summary.output))
     print(summary)
     for label, error in summary.failures:
         print(f"  failed {label}: {error}")
@@ -124,12 +135,30 @@ def _report(args: argparse.Namespace) -> int:
     from xaibench import report
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    if not (args.results_dir / "store.sqlite").is_file():
-        raise ConfigError(f"{args.results_dir} holds no results store (store.sqlite); "
-                          f"run `xaibench run CONFIG --output {args.results_dir}` first")
+    _require_store(args.results_dir)
     for path in report.render(args.results_dir, formats=formats):
         print(path)
+    if args.screenshot:
+        html = args.results_dir / "report.html"
+        if "html" not in formats:
+            raise ConfigError("--screenshot needs the html format")
+        print(f"screenshot: {report.screenshot(html, args.screenshot)}")
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from xaibench.report import compare, format_comparison
+
+    for results_dir in (args.results_a, args.results_b):
+        _require_store(results_dir)
+    print(format_comparison(compare(args.results_a, args.results_b)))
+    return 0
+
+
+def _require_store(results_dir: Path) -> None:
+    if not (results_dir / "store.sqlite").is_file():
+        raise ConfigError(f"{results_dir} holds no results store (store.sqlite); "
+                          f"run `xaibench run CONFIG --output {results_dir}` first")
 
 
 if __name__ == "__main__":
