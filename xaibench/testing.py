@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from xaibench.backend import Attribution, Backend
+from xaibench.backend import Attribution, Backend, ImageSpec
 from xaibench.errors import XaibenchError
 
 
@@ -75,3 +75,61 @@ def check_explainer(backend: Backend, method: str, *, additive: bool = True,
     assert explicit.values.shape == (n, h, w, c, 1)
     np.testing.assert_array_equal(explicit.output_indices[:, 0], np.arange(n) % backend.spec.n_classes)
     return attribution
+
+
+class InferenceOnlyBackend(Backend):
+    """Base for test backends that only predict: training and checkpoints are unsupported."""
+
+    @classmethod
+    def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
+                 **arch_params: Any) -> Backend:
+        raise NotImplementedError(f"{cls.__name__} has no zoo")
+
+    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
+            seed: int) -> dict[str, list[float]]:
+        raise NotImplementedError(f"{type(self).__name__} cannot be trained")
+
+    def save(self, path: Path) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no checkpoints")
+
+    def load(self, path: Path) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no checkpoints")
+
+
+class LinearBackend(InferenceOnlyBackend):
+    """f(x) = flatten(x) @ W + b, a model whose SHAP values are known in closed form.
+
+    Its native ``deep`` explanation is exact SHAP against the mean background image m:
+    φ = W[:, k] ⊙ (x − m), base = f(m).
+    """
+
+    name = "numpy-linear"
+    native_methods = frozenset({"deep"})
+
+    def __init__(self, spec: ImageSpec, weights: np.ndarray, bias: np.ndarray,
+                 **kwargs: Any) -> None:
+        super().__init__(spec, **kwargs)
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.bias = np.asarray(bias, dtype=np.float64)
+
+    @classmethod
+    def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
+                 **arch_params: Any) -> "LinearBackend":
+        """Random normal weights and bias (``architecture`` is ignored)."""
+        rng = np.random.default_rng(seed)
+        return cls(spec, rng.normal(size=(int(np.prod(spec.shape)), spec.n_classes)),
+                   rng.normal(size=spec.n_classes), **arch_params)
+
+    def scores64(self, x: np.ndarray) -> np.ndarray:
+        """Scores in float64 (the analytic reference), not counted as evaluations."""
+        return np.asarray(x, np.float64).reshape(len(x), -1) @ self.weights + self.bias
+
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        return self.scores64(x)
+
+    def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
+                        background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        reference = np.asarray(background, np.float64).mean(axis=0)
+        w = self.weights.T[output_indices].reshape(*output_indices.shape, *x.shape[1:])
+        values = np.moveaxis(w * (x.astype(np.float64) - reference)[:, None], 1, -1)
+        return values, self.scores64(reference[None])[0][output_indices]

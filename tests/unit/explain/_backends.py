@@ -1,48 +1,16 @@
-"""Tiny backends for the model-agnostic explainer tests: a linear numpy model and a torch CNN."""
+"""A tiny torch CNN backend and smooth test images for the model-agnostic explainer tests."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xaibench.backend import Backend, ImageSpec
+from xaibench.backend import ImageSpec
+from xaibench.testing import InferenceOnlyBackend
 
 
-class LinearBackend(Backend):
-    """f(x) = flatten(x) @ W + b — exact SHAP values are known in closed form."""
-
-    name = "linear-test"
-
-    def __init__(self, spec: ImageSpec, weights: np.ndarray, bias: np.ndarray,
-                 **kwargs: Any) -> None:
-        super().__init__(spec, **kwargs)
-        self.weights = np.asarray(weights, dtype=np.float64)
-        self.bias = np.asarray(bias, dtype=np.float64)
-
-    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
-        return x.reshape(len(x), -1).astype(np.float64) @ self.weights + self.bias
-
-    @classmethod
-    def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
-                 **arch_params: Any) -> "LinearBackend":
-        rng = np.random.default_rng(seed)
-        m = int(np.prod(spec.shape))
-        return cls(spec, rng.normal(size=(m, spec.n_classes)), rng.normal(size=spec.n_classes))
-
-    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-            seed: int) -> dict[str, list[float]]:
-        raise NotImplementedError
-
-    def save(self, path: Path) -> None:
-        raise NotImplementedError
-
-    def load(self, path: Path) -> None:
-        raise NotImplementedError
-
-
-class TinyTorchBackend(Backend):
+class TinyTorchBackend(InferenceOnlyBackend):
     """A few random-weight torch layers (conv, conv, linear) over NHWC numpy input."""
 
     name = "torch-test"
@@ -66,21 +34,6 @@ class TinyTorchBackend(Backend):
         with torch.no_grad():
             out = self.model(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())
         return out.numpy()
-
-    @classmethod
-    def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
-                 **arch_params: Any) -> "TinyTorchBackend":
-        return cls(spec, seed=seed)
-
-    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-            seed: int) -> dict[str, list[float]]:
-        raise NotImplementedError
-
-    def save(self, path: Path) -> None:
-        raise NotImplementedError
-
-    def load(self, path: Path) -> None:
-        raise NotImplementedError
 
 
 def smooth_images(n: int, shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.explain._backends import LinearBackend, TinyTorchBackend
+from tests.unit.explain._backends import TinyTorchBackend
+from xaibench.testing import LinearBackend
 from xaibench.backend import ImageSpec
 
 

@@ -142,7 +142,7 @@ def test_permutation_max_evals_too_small_names_the_minimum(linear_backend):
 
 
 def test_permutation_refuses_an_absurd_mask_matrix():
-    from tests.unit.explain._backends import LinearBackend
+    from xaibench.testing import LinearBackend
     from xaibench.backend import ImageSpec
 
     spec = ImageSpec(shape=(224, 224, 3), class_names=("a", "b"))

@@ -1,63 +1,16 @@
-"""Pure-numpy backends with closed-form explanations, and a model-ignoring explainer."""
+"""A pure-numpy ReLU network with closed-form gradients, and a model-ignoring explainer."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xaibench.backend import Backend, ImageSpec
+from xaibench.testing import InferenceOnlyBackend
 
 
-class _NumpyBackend(Backend):
-    """Training and checkpoints are not needed by the metric tests."""
-
-    @classmethod
-    def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
-                 **arch_params: Any) -> "Backend":
-        raise NotImplementedError
-
-    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-            seed: int) -> dict[str, list[float]]:
-        raise NotImplementedError
-
-    def save(self, path: Path) -> None:
-        raise NotImplementedError
-
-    def load(self, path: Path) -> None:
-        raise NotImplementedError
-
-
-class LinearBackend(_NumpyBackend):
-    """f(x) = flatten(x) @ W + b. Its 'deep' explanation is exact SHAP against the mean
-    background image m: φ = W[:, k] ⊙ (x − m), base = f(m)."""
-
-    name = "numpy-linear"
-    native_methods = frozenset({"deep"})
-
-    def __init__(self, spec: ImageSpec, seed: int = 0) -> None:
-        super().__init__(spec)
-        rng = np.random.default_rng(seed)
-        self.weights = rng.normal(size=(int(np.prod(spec.shape)), spec.n_classes))
-        self.bias = rng.normal(size=spec.n_classes)
-
-    def scores64(self, x: np.ndarray) -> np.ndarray:
-        """Scores in float64 (the analytic reference)."""
-        return np.asarray(x, np.float64).reshape(len(x), -1) @ self.weights + self.bias
-
-    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
-        return self.scores64(x)
-
-    def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
-                        background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ref = np.asarray(background, np.float64).mean(axis=0)
-        w = self.weights.T[output_indices].reshape(*output_indices.shape, *x.shape[1:])
-        values = np.moveaxis(w * (x.astype(np.float64) - ref)[:, None], 1, -1)
-        return values, self.scores64(ref[None])[0][output_indices]
-
-
-class TwoLayerNet(_NumpyBackend):
+class TwoLayerNet(InferenceOnlyBackend):
     """dense1 -> ReLU -> dense2 on the flattened image. Its 'gradient' explanation is
     gradient × (x − mean background), computed analytically."""
 

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 import xaibench.registry
-from tests.unit.metrics._models import LinearBackend, TwoLayerNet
+from tests.unit.metrics._models import TwoLayerNet
+from xaibench.testing import LinearBackend
 from xaibench.backend import ImageSpec
 from xaibench.registry import Registry
 
 
 @pytest.fixture
 def linear() -> LinearBackend:
-    return LinearBackend(ImageSpec(shape=(6, 6, 3), class_names=("a", "b", "c", "d")), seed=0)
+    return LinearBackend.from_zoo("linear", ImageSpec(shape=(6, 6, 3), class_names=("a", "b", "c", "d")))
 
 
 @pytest.fixture
