@@ -147,6 +147,25 @@ def check_deep_supported(model: keras.Model, graph: tf.Graph) -> None:
             "softplus, elu, selu, exponential, softmax)")
 
 
+def weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers that own weights (inside nested models too), from input to output."""
+    return [layer for layer in iter_layers(model)
+            if layer.weights and not isinstance(layer, keras.Model)]
+
+
+def _initial_value(layer: keras.layers.Layer, variable: keras.Variable, seed: int) -> Any:
+    """A fresh value of ``variable`` from its layer's ``<name>_initializer``, seeded."""
+    initializer = getattr(layer, f"{variable.name}_initializer", None)
+    if initializer is None:
+        raise UnsupportedModelError(
+            f"layer '{layer.name}' ({type(layer).__name__}) has no {variable.name}_initializer; "
+            f"cannot re-initialise its weight '{variable.name}'")
+    config = initializer.get_config()
+    if "seed" in config:
+        initializer = type(initializer).from_config({**config, "seed": seed})
+    return initializer(tuple(variable.shape), dtype=variable.dtype)
+
+
 def find_layer(model: keras.Model, layer: str | int) -> keras.layers.Layer:
     """The layer named ``layer`` (searched in nested models too) or ``model.layers[layer]``."""
     if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
@@ -419,6 +438,27 @@ class KerasBackend(Backend):
             link = Path(tmp) / "model.weights.h5"  # Keras insists on this suffix
             link.symlink_to(path.resolve())
             self.model.load_weights(str(link))
+
+    # --- model randomisation (sanity checks) ------------------------------------------------
+    def layer_names(self) -> list[str]:
+        """Layers that own weights (inside nested models too), from input to output."""
+        return [layer.name for layer in weighted_layers(self.model)]
+
+    def randomized(self, n_layers: int, *, seed: int = 0) -> "KerasBackend":
+        """A clone whose top ``n_layers`` weighted layers get fresh values from their
+        initialisers; layer i's values depend only on (``seed``, i), whatever ``n_layers``."""
+        names = self.layer_names()
+        if not 0 <= int(n_layers) <= len(names):
+            raise ConfigError(f"n_layers must be in 0..{len(names)} (layers: {names}); "
+                              f"got {n_layers}")
+        model = keras.models.clone_model(self.model, recursive=True)
+        model.set_weights(self.model.get_weights())
+        layers = weighted_layers(model)
+        for index in range(len(layers) - int(n_layers), len(layers)):
+            for number, variable in enumerate(layers[index].weights):
+                state = np.random.SeedSequence([int(seed), index, number]).generate_state(1)
+                variable.assign(_initial_value(layers[index], variable, int(state[0] >> 1)))
+        return type(self)(model, self.spec, batch_size=self.batch_size)
 
 
 def _ends_in_softmax(model: keras.Model) -> bool:

@@ -195,3 +195,51 @@ def test_save_is_atomic_and_load_checks_the_architecture(cnn, tmp_path):
     np.testing.assert_array_equal(other.predict(x), cnn.predict(x))
     with pytest.raises(XaibenchError, match="another architecture"):
         KerasBackend.from_zoo("fmnist_cnn", TINY, conv2=8).load(path)
+
+
+# --- model randomisation (sanity checks) --------------------------------------------------------
+def _changed(backend: KerasBackend, other: KerasBackend) -> set[str]:
+    """Paths of the weights that differ between two backends of the same architecture."""
+    return {a.path for a, b in zip(backend.model.weights, other.model.weights, strict=True)
+            if not np.array_equal(a.numpy(), b.numpy())}
+
+
+def test_layer_names_and_randomized_reinitialise_from_the_top():
+    backend = KerasBackend.from_zoo("fmnist_cnn", TINY, seed=0)
+    for variable in backend.model.weights:  # no weight at its initial value (zero biases)
+        variable.assign(variable + 0.1)
+    x = sample_images(backend, 3)
+    before = backend.predict(x)
+    assert backend.layer_names() == ["conv1", "conv2", "dense"]
+    assert _changed(backend, backend.randomized(0)) == set()
+    top = backend.randomized(1, seed=3)
+    assert _changed(backend, top) == {"dense/kernel", "dense/bias"}
+    np.testing.assert_array_equal(backend.randomized(1, seed=3).predict(x), top.predict(x))
+    assert not np.allclose(backend.randomized(1, seed=4).predict(x), top.predict(x))
+    full = backend.randomized(3, seed=3)
+    assert _changed(backend, full) == {v.path for v in backend.model.weights}
+    assert _changed(top, full) == {"conv1/kernel", "conv1/bias", "conv2/kernel", "conv2/bias"}
+    np.testing.assert_array_equal(backend.predict(x), before)  # the original is untouched
+    with pytest.raises(ConfigError, match=r"n_layers must be in 0\.\.3"):
+        backend.randomized(4)
+
+
+def test_randomized_reaches_layers_of_nested_models():
+    backend = KerasBackend.from_zoo("vgg16_transfer", GREY28, seed=0, weights="none")
+    names = backend.layer_names()
+    assert names[0] == "block1_conv1" and names[-2:] == ["block5_conv3", "predictions"]
+    assert _changed(backend, backend.randomized(2, seed=1)) == {
+        "block5_conv3/kernel", "predictions/kernel"}  # both biases start (and stay) at zero
+
+
+def test_mprt_runs_on_keras(cnn):
+    from xaibench.metrics import MPRT, mprt_curve
+
+    x = sample_images(cnn, 3, seed=1)
+    params = {"background": sample_images(cnn, 4, seed=2)}
+    attribution = cnn.explain("deep", x, 1, **params)
+    names, curve = mprt_curve(cnn, x, attribution, explain_params=params, seed=5)
+    assert names == ["dense", "conv2", "conv1"] and curve.shape == (3, 1, 3)
+    assert float(curve[..., -1].mean()) < 0.5, curve  # whole model re-initialised
+    np.testing.assert_allclose(MPRT(seed=5)(cnn, x, attribution, explain_params=params),
+                               curve.mean(axis=-1))

@@ -6,6 +6,10 @@ history. ``<cache>`` is ``$XAIBENCH_CACHE``, else ``$XDG_CACHE_HOME/xaibench``, 
 ``~/.cache/xaibench``. Both files are written atomically (temporary file + rename); a
 checkpoint whose sidecar is missing, unreadable, for another key or with another hash is
 never used: it is retrained (with a :class:`CheckpointWarning`) and overwritten.
+
+A copied model (``weights_from``) is never trained nor cached: :func:`copy_model` builds it,
+gives it its source's weights (:mod:`backends.zoo.transfer`) and checks that it reproduces the
+source's test scores.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ from xaibench.data.base import Dataset
 from xaibench.errors import XaibenchError
 from xaibench.experiment.plan import ModelPlan
 from xaibench.experiment.store import ModelRecord
+
+
+#: a copied model's test scores may differ from its source's by at most this, relative to the
+#: largest |score| (at least 1): float32 round-off of another framework's kernels
+COPY_TOLERANCE = 1e-5
 
 
 class CheckpointWarning(UserWarning):
@@ -80,9 +89,36 @@ def obtain_model(model: ModelPlan, dataset: Dataset, *,
         dataset=model.dataset, train_params={**model.train, "n_train": len(x)},
         seed=model.seed, accuracy=evaluation["accuracy"],
         train_seconds=train_seconds,
-        evaluation={**evaluation, "history": history, "from_cache": cached is not None},
+        evaluation={**evaluation, "params": model.params, "history": history,
+                    "from_cache": cached is not None},
         checkpoint=str(path))
     return ObtainedModel(backend, record, scores, from_cache=cached is not None)
+
+
+def copy_model(model: ModelPlan, source: ObtainedModel, dataset: Dataset) -> ObtainedModel:
+    """``model`` (a copy) built with the weights of ``source``, untrained; XaibenchError unless
+    its test scores match the source's within :data:`COPY_TOLERANCE` (relative)."""
+    from backends.zoo.transfer import copy_weights
+
+    backend = _build(model, dataset)
+    copy_weights(source.backend, backend)
+    scores = backend.predict(dataset.x_test)
+    gap = float(np.abs(scores - source.test_scores).max(initial=0.0))
+    tolerance = COPY_TOLERANCE * max(1.0, float(np.abs(source.test_scores).max(initial=0.0)))
+    if not gap <= tolerance:
+        raise XaibenchError(
+            f"{model.label} with the weights of {source.record.backend}:"
+            f"{source.record.architecture} does not reproduce its test scores: max |difference| "
+            f"{gap:.3g} > {tolerance:.3g} (do the two implementations of "
+            f"'{model.architecture}' differ?)")
+    evaluation = evaluate(dataset.y_test, scores, dataset.class_names)
+    record = ModelRecord(
+        model_key=model.key, backend=model.backend, architecture=model.architecture,
+        dataset=model.dataset, train_params={"weights_from": model.weights_from},
+        seed=model.seed, accuracy=evaluation["accuracy"], train_seconds=0.0,
+        evaluation={**evaluation, "params": model.params, "weights_from": model.weights_from,
+                    "copy_max_abs_diff": gap, "from_cache": False})
+    return ObtainedModel(backend, record, scores, from_cache=False)
 
 
 def evaluate(labels: np.ndarray, scores: np.ndarray,
@@ -103,9 +139,9 @@ def evaluate(labels: np.ndarray, scores: np.ndarray,
 
 
 def _build(model: ModelPlan, dataset: Dataset) -> Backend:
-    """``model``'s architecture with fresh weights seeded by the run seed."""
+    """``model``'s architecture (with its params) and fresh weights seeded by the run seed."""
     return registry.backends.get(model.backend).from_zoo(model.architecture, dataset.spec,
-                                                         seed=model.seed)
+                                                         seed=model.seed, **model.params)
 
 
 def _identity(model: ModelPlan) -> dict[str, Any]:

@@ -28,7 +28,15 @@ Schema (keys marked *required* must be present; every other key shows its defaul
     [[models]]                            # one or more
     backend = "torch"                     # required: backend registry name
     architecture = "fmnist_cnn"           # required: zoo name, implemented for the backend
-    train = { epochs = 1, batch_size = 128, lr = 1e-3 }
+    params = {}                           # keyword arguments of the architecture's builder
+    train = { epochs = 1, batch_size = 128, lr = 1e-3 }   # keyword arguments of the backend's
+                                          # fit (seed excepted), e.g. keras: augment, patience
+
+    [[models]]                            # a copy: no training, no params of its own
+    backend = "keras"
+    architecture = "fmnist_cnn"
+    weights_from = "torch"                # the trained model of that backend and architecture
+                                          # in this file; its weights and params are copied
 
     [[explainers]]                        # one or more
     name = "partition"                    # required: explainer registry name
@@ -51,22 +59,27 @@ What is checked, and how, without importing a deep-learning framework:
   the masker is built);
 - the architecture must list the backend in its framework-free catalogue entry
   (:class:`backends.zoo.architectures.Architecture`);
-- ``train`` keys are the keyword parameters of the :meth:`Backend.fit` protocol (``seed``
-  excepted, it is the run seed); the concrete backend's ``fit`` is not inspected because that
-  would import its framework.
+- model ``params`` are bound against the builder ``backends.zoo.<backend>_models:<architecture>``
+  and ``train`` keys must be keyword parameters of the backend class's ``fit`` (``seed``
+  excepted, it is the run seed); both signatures are read from the source files
+  (:func:`static_signature`), because importing them would import the framework;
+- ``weights_from`` must name another backend with exactly one trained model (no
+  ``weights_from`` of its own: no chains, no cycles) of the same architecture in the file.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
+import importlib.util
 import inspect
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from xaibench import registry
-from xaibench.backend import Backend
 from xaibench.errors import ConfigError
 
 #: explainer parameters the runner supplies (from ``maskers`` and ``dataset.n_background``)
@@ -78,7 +91,7 @@ _TOP_KEYS = ("name", "seed", "output", "metrics", "metric_params", "dataset", "i
              "explainers")
 _DATASET_KEYS = ("name", "params", "n_train", "n_background")
 _IMAGES_KEYS = ("first", "correct", "wrong")
-_MODEL_KEYS = ("backend", "architecture", "train")
+_MODEL_KEYS = ("backend", "architecture", "params", "train", "weights_from")
 _EXPLAINER_KEYS = ("name", "maskers", "targets", "params")
 _REQUIRED = object()
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", dict: "a table",
@@ -106,11 +119,15 @@ class ImagesConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A zoo architecture in one backend, and how to train it."""
+    """A zoo architecture in one backend, and how to train it (or whose weights to copy)."""
 
     backend: str
     architecture: str
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
+    #: keyword arguments of the architecture's builder
+    params: dict[str, Any] = field(default_factory=dict)
+    #: the backend of the trained model whose weights (and params) this untrained copy takes
+    weights_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +203,7 @@ def _experiment(data: dict[str, Any], text: str) -> ExperimentConfig:
         if metric not in metrics:
             raise ConfigError(f"[metric_params] sets '{metric}', which 'metrics' does not list "
                               f"(metrics: {', '.join(metrics)})")
-        _bind(registry.metrics.get(metric), 0,
+        _bind(inspect.signature(registry.metrics.get(metric)), 0,
               _value(metric_params, metric, "[metric_params]", dict),
               f"[metric_params] {metric}")
     return ExperimentConfig(
@@ -197,7 +214,7 @@ def _experiment(data: dict[str, Any], text: str) -> ExperimentConfig:
         metric_params=metric_params,
         dataset=_dataset(_value(data, "dataset", "the top level", dict)),
         images=_images(_value(data, "images", "the top level", dict, {})),
-        models=_array_of_tables(data, "models", _model),
+        models=_with_weight_sources(_array_of_tables(data, "models", _model)),
         explainers=_array_of_tables(data, "explainers", _explainer),
         source=text,
     )
@@ -209,7 +226,8 @@ def _dataset(table: dict[str, Any]) -> DatasetConfig:
     name = _value(table, "name", where, str)
     _lookup(registry.datasets, name, where)
     params = _value(table, "params", where, dict, {})
-    _bind(registry.datasets.get(name), 0, params, f"{where} params of dataset '{name}'")
+    _bind(inspect.signature(registry.datasets.get(name)), 0, params,
+          f"{where} params of dataset '{name}'")
     n_train = _count(table, "n_train", where, None, minimum=1)
     return DatasetConfig(name=name, params=params, n_train=n_train,
                          n_background=_count(table, "n_background", where, 50, minimum=1))
@@ -235,15 +253,70 @@ def _model(table: dict[str, Any], where: str) -> ModelConfig:
     if backend not in architecture.frameworks:
         raise ConfigError(f"{where}: architecture '{architecture_name}' is not implemented for "
                           f"backend '{backend}' (it is for: {', '.join(architecture.frameworks)})")
+    weights_from = _value(table, "weights_from", where, str, None)
+    if weights_from is not None:
+        _lookup(registry.backends, weights_from, f"{where} weights_from")
+        for key in ("params", "train"):
+            if key in table:
+                raise ConfigError(f"{where}: a model with 'weights_from' is not trained and "
+                                  f"takes its params from its source; remove '{key}'")
+        return ModelConfig(backend=backend, architecture=architecture_name, train={},
+                           weights_from=weights_from)
+    params = _value(table, "params", where, dict, {})
+    _bind_architecture(backend, architecture_name, params, where)
     train = _value(table, "train", where, dict, {})
-    _check_keys(train, _train_keys(), f"{where} train")
+    fit = static_signature(f"{registry.backends.entry(backend).target}.fit")
+    keys = tuple(p.name for p in fit.parameters.values()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "seed")
+    _check_keys(train, keys, f"{where} train")
     train = {**TRAIN_DEFAULTS, **train}
+    _bind(fit, 3, train, f"{where} train of backend '{backend}'", ["seed"])
     for key, minimum in (("epochs", 0), ("batch_size", 1)):
         _count(train, key, f"{where} train", minimum=minimum)
     lr = _value(train, "lr", f"{where} train", (int, float))
     if not lr > 0:
         raise ConfigError(f"{where} train: 'lr' must be > 0, got {lr!r}")
-    return ModelConfig(backend=backend, architecture=architecture_name, train=train)
+    return ModelConfig(backend=backend, architecture=architecture_name, train=train,
+                       params=params)
+
+
+def _bind_architecture(backend: str, architecture: str, params: dict[str, Any],
+                       where: str) -> None:
+    """Bind ``params`` to the zoo builder of ``architecture`` in ``backend`` (after its spec)."""
+    builder = static_signature(f"backends.zoo.{backend}_models:{architecture}")
+    _bind(builder, 1, params, f"{where} params of architecture '{architecture}' ({backend})")
+
+
+def _with_weight_sources(models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
+    """``models`` with every copy's params taken from its source, after checking that the
+    source is the one trained model of its backend with the copy's architecture."""
+    resolved = []
+    for number, model in enumerate(models, 1):
+        if model.weights_from is None:
+            resolved.append(model)
+            continue
+        where = f"[[models]] #{number} ({model.backend}:{model.architecture})"
+        if model.weights_from == model.backend:
+            raise ConfigError(f"{where}: weights_from = '{model.weights_from}' is its own "
+                              f"backend; copy from a model of another backend")
+        sources = [(n, m) for n, m in enumerate(models, 1)
+                   if m.backend == model.weights_from and m.architecture == model.architecture]
+        trained = [(n, m) for n, m in sources if m.weights_from is None]
+        if not sources:
+            raise ConfigError(f"{where}: weights_from = '{model.weights_from}', but no "
+                              f"[[models]] entry is {model.weights_from}:{model.architecture}")
+        if not trained:
+            raise ConfigError(f"{where}: weights_from = '{model.weights_from}' names "
+                              f"[[models]] #{sources[0][0]}, which copies its weights itself; "
+                              f"copy from a trained model")
+        if len(trained) > 1:
+            raise ConfigError(f"{where}: weights_from = '{model.weights_from}' is ambiguous: "
+                              f"[[models]] {' and '.join(f'#{n}' for n, _ in trained)} are "
+                              f"both trained {model.weights_from}:{model.architecture}")
+        params = trained[0][1].params
+        _bind_architecture(model.backend, model.architecture, params, where)
+        resolved.append(replace(model, params=params))
+    return tuple(resolved)
 
 
 def _explainer(table: dict[str, Any], where: str) -> ExplainerConfig:
@@ -259,7 +332,8 @@ def _explainer(table: dict[str, Any], where: str) -> ExplainerConfig:
             raise ConfigError(f"{where}: '{key}' is set by the runner from {source}, "
                               f"not in params")
     supplied = [key for key in RUNNER_SUPPLIED if key in parameters]
-    _bind(registry.explainers.get(name), 3, params, f"{where} params", supplied)
+    _bind(inspect.signature(registry.explainers.get(name)), 3, params, f"{where} params",
+          supplied)
     maskers = _value(table, "maskers", where, list, None)
     if "masker" not in parameters:
         if maskers is not None:
@@ -306,10 +380,50 @@ def _masker_explainers() -> list[str]:
     return [name for name in registry.explainers if "masker" in explainer_parameters(name)]
 
 
-def _train_keys() -> tuple[str, ...]:
-    parameters = inspect.signature(Backend.fit).parameters.values()
-    return tuple(p.name for p in parameters
-                 if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "seed")
+@functools.cache
+def static_signature(target: str) -> inspect.Signature:
+    """The signature of ``"module:function"`` or ``"module:Class.method"``, read from the
+    module's source file without importing it. Defaults are shown as their source text."""
+    module, _, qualname = target.partition(":")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        raise ConfigError(f"cannot find module '{module}' (for {target})")
+    node: Any = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for name in qualname.split("."):
+        node = next((child for child in node.body if getattr(child, "name", None) == name
+                     and isinstance(child, (ast.ClassDef, ast.FunctionDef))), None)
+        if node is None:
+            raise ConfigError(f"{target}: '{name}' is not defined in {spec.origin}")
+    return _signature_of(node.args)
+
+
+class _SourceText:
+    """A default value, shown as its source text."""
+
+    def __init__(self, node: ast.expr) -> None:
+        self.text = ast.unparse(node)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _signature_of(args: ast.arguments) -> inspect.Signature:
+    """The :class:`inspect.Signature` of a parsed ``def``'s arguments."""
+    param = inspect.Parameter
+    positional = [*args.posonlyargs, *args.args]
+    defaults = [None] * (len(positional) - len(args.defaults)) + args.defaults
+    parameters = [param(arg.arg, param.POSITIONAL_ONLY if i < len(args.posonlyargs)
+                        else param.POSITIONAL_OR_KEYWORD,
+                        default=param.empty if default is None else _SourceText(default))
+                  for i, (arg, default) in enumerate(zip(positional, defaults))]
+    if args.vararg:
+        parameters.append(param(args.vararg.arg, param.VAR_POSITIONAL))
+    parameters += [param(arg.arg, param.KEYWORD_ONLY,
+                         default=param.empty if default is None else _SourceText(default))
+                   for arg, default in zip(args.kwonlyargs, args.kw_defaults)]
+    if args.kwarg:
+        parameters.append(param(args.kwarg.arg, param.VAR_KEYWORD))
+    return inspect.Signature(parameters)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -377,13 +491,12 @@ def _describe(parameters: list[inspect.Parameter]) -> str:
                                        inspect.Parameter.VAR_KEYWORD))
 
 
-def _bind(function: Callable[..., Any], n_fixed: int, params: dict[str, Any], where: str,
+def _bind(signature: inspect.Signature, n_fixed: int, params: dict[str, Any], where: str,
           supplied: list[str] = ()) -> None:
-    """Bind ``params`` to ``function`` after ``n_fixed`` leading positional arguments.
+    """Bind ``params`` to ``signature`` after ``n_fixed`` leading positional arguments.
 
     ``supplied`` names parameters the runner passes (bound with placeholders, not listed).
     """
-    signature = inspect.signature(function)
     own = [p for p in list(signature.parameters.values())[n_fixed:] if p.name not in supplied]
     takes = f"it takes: {_describe(own) or 'no params'}"
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own):

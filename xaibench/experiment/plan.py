@@ -3,11 +3,14 @@
 A key is a hash of everything that determines a result, so the same experiment gives the same
 keys on every run (resume), and changing anything that matters gives new ones:
 
-- a model's key hashes backend, architecture, dataset (name, loader params, n_train),
-  training params and the run seed — it also keys the checkpoint cache;
+- a model's key hashes backend, architecture and its params, dataset (name, loader params,
+  n_train), training params, the run seed and, for a copy, its source model's key — a trained
+  model's key also keys the checkpoint cache;
 - a cell's key hashes its model's key, the image selection, the explainer, masker, targets,
   params, metrics (with their params) and the run seed (and ``n_background`` for explainers
-  that take a background). Random choices inside a cell use a seed derived from its key.
+  that take a background). Random choices inside a cell use a seed derived from its key — for a
+  copied model, from the key its cell has on the source model, so that a parity experiment
+  (one trained model copied into other frameworks) draws the same random numbers everywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from xaibench.errors import ConfigError
-from xaibench.experiment.config import ExperimentConfig, explainer_parameters
+from xaibench.experiment.config import ExperimentConfig, ModelConfig, explainer_parameters
 
 
 def stable_hash(obj: Any) -> str:
@@ -44,6 +47,10 @@ class ModelPlan:
     n_train: int | None
     train: dict[str, Any]
     seed: int
+    #: keyword arguments of the architecture's builder
+    params: dict[str, Any]
+    #: the key of the trained model whose weights this one copies (None: trained itself)
+    weights_from: str | None
 
     @property
     def label(self) -> str:
@@ -59,10 +66,10 @@ class Cell:
     explainer: str
     masker: str | None
     targets: int
-    #: the explainer's keyword params from the config, plus ``seed`` (derived from the key)
-    #: when the explainer takes one the config does not set
+    #: the explainer's keyword params from the config, plus ``seed`` (the cell's seed) when
+    #: the explainer takes one the config does not set
     params: dict[str, Any]
-    #: the seed derived from the key
+    #: derived from the key (for a copied model: from the key of the same cell on its source)
     seed: int
 
     @property
@@ -77,24 +84,22 @@ class Plan:
     models: tuple[ModelPlan, ...]
     cells: tuple[Cell, ...]
 
+    def model(self, key: str) -> ModelPlan:
+        """The model with ``key``."""
+        return next(model for model in self.models if model.key == key)
+
     def cells_of(self, model: ModelPlan) -> list[Cell]:
         return [cell for cell in self.cells if cell.model.key == model.key]
 
 
 def make_plan(config: ExperimentConfig) -> Plan:
     """Expand ``config`` into models and cells; ConfigError if two entries are the same."""
-    data = config.dataset
-    models: list[ModelPlan] = []
-    for number, model in enumerate(config.models, 1):
-        identity = {"backend": model.backend, "architecture": model.architecture,
-                    "dataset": data.name, "dataset_params": data.params,
-                    "n_train": data.n_train, "train": model.train, "seed": config.seed}
-        plan = ModelPlan(key=stable_hash(identity), **identity)
-        twin = next((i for i, m in enumerate(models, 1) if m.key == plan.key), None)
+    models = _model_plans(config)
+    for number, model in enumerate(models, 1):
+        twin = next((i for i, m in enumerate(models[:number - 1], 1) if m.key == model.key), None)
         if twin is not None:
             raise ConfigError(f"[[models]] #{twin} and #{number} are the same model "
-                              f"({plan.label})")
-        models.append(plan)
+                              f"({model.label})")
 
     cells: dict[str, Cell] = {}
     for model in models:
@@ -108,14 +113,37 @@ def make_plan(config: ExperimentConfig) -> Plan:
                                         for name in config.metrics},
                             "seed": config.seed}
                 if "background" in parameters:
-                    identity["n_background"] = data.n_background
+                    identity["n_background"] = config.dataset.n_background
                 key = stable_hash(identity)
+                # a copy's cells draw the random numbers of their twins on the source model
+                seed = derive_seed(key if model.weights_from is None else
+                                   stable_hash({**identity, "model": model.weights_from}))
                 params = dict(explainer.params)
                 if "seed" in parameters and "seed" not in params:
-                    params["seed"] = derive_seed(key)
+                    params["seed"] = seed
                 cell = Cell(key=key, model=model, explainer=explainer.name, masker=masker,
-                            targets=explainer.targets, params=params, seed=derive_seed(key))
+                            targets=explainer.targets, params=params, seed=seed)
                 if key in cells:
                     raise ConfigError(f"[[explainers]] #{number} repeats the cell {cell.label}")
                 cells[key] = cell
     return Plan(models=tuple(models), cells=tuple(cells.values()))
+
+
+def _model_plans(config: ExperimentConfig) -> list[ModelPlan]:
+    """The models of ``config`` in file order; copies refer to their source's key."""
+    data = config.dataset
+
+    def plan(model: ModelConfig, source: str | None) -> ModelPlan:
+        identity = {"backend": model.backend, "architecture": model.architecture,
+                    "params": model.params, "dataset": data.name,
+                    "dataset_params": data.params, "n_train": data.n_train,
+                    "train": model.train, "seed": config.seed, "weights_from": source}
+        return ModelPlan(key=stable_hash(identity), **identity)
+
+    trained = {number: plan(model, None) for number, model in enumerate(config.models)
+               if model.weights_from is None}
+    # the config guarantees one trained model per (backend, architecture) that is copied
+    sources = {(m.backend, m.architecture): m.key for m in trained.values()}
+    return [trained[number] if model.weights_from is None
+            else plan(model, sources[model.weights_from, model.architecture])
+            for number, model in enumerate(config.models)]

@@ -4,6 +4,10 @@ Cells already ``done`` in the results store are skipped, so an interrupted run r
 stopped; failed cells are retried. A cell that raises is recorded as failed with its error and
 the grid goes on; ``KeyboardInterrupt`` stops the run (finished cells stay stored).
 
+A copied model (``weights_from``) is built from its source model (obtained first, and kept in
+memory while copies of it are pending) and explains the test images selected by the *source's*
+predictions, so every model of a parity experiment explains the same images.
+
 Store meta written: ``config`` (TOML text), ``name``, ``versions``, ``platform``, ``status``
 (running / finished / aborted), ``started_at`` (first run into this store), ``finished_at``
 (last run) and ``duration_seconds`` (summed over all runs into this store).
@@ -17,6 +21,7 @@ import platform
 import sys
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,9 +33,9 @@ from xaibench import registry
 from xaibench.backend import Backend
 from xaibench.data.base import Dataset
 from xaibench.errors import ConfigError, XaibenchError
-from xaibench.experiment.checkpoints import obtain_model
+from xaibench.experiment.checkpoints import ObtainedModel, copy_model, obtain_model
 from xaibench.experiment.config import ExperimentConfig, ImagesConfig, explainer_parameters
-from xaibench.experiment.plan import Cell, ModelPlan, make_plan
+from xaibench.experiment.plan import Cell, ModelPlan, Plan, make_plan
 from xaibench.experiment.store import CellRecord, MetricRow, Store
 
 #: distributions whose versions are recorded with the results (when installed)
@@ -82,12 +87,13 @@ def run(config: ExperimentConfig, output: str | Path | None = None, *, progress:
             store.set_meta("class_names", {**store.get_meta("class_names", {}),
                                            config.dataset.name: list(dataset.class_names)})
             background = select_background(config, dataset)
+            models = _Models(plan, pending, dataset, cache_dir)
             with tqdm(total=len(pending), desc=config.name, unit="cell",
                       disable=not progress) as bar:
                 for model in plan.models:
                     cells = [cell for cell in pending if cell.model.key == model.key]
                     for cell, error in _run_model(model, cells, config, dataset, background,
-                                                  store, cache_dir, bar):
+                                                  store, models, bar):
                         if error is None:
                             n_finished += 1
                         else:
@@ -102,14 +108,43 @@ def run(config: ExperimentConfig, output: str | Path | None = None, *, progress:
                       n_finished=n_finished, failures=tuple(failures), seconds=finished - started)
 
 
+class _Models:
+    """Obtains the pending models; a trained model is kept in memory until the last of its
+    uses (its own cells, copies of it) has had it."""
+
+    def __init__(self, plan: Plan, pending: list[Cell], dataset: Dataset,
+                 cache_dir: Path | None) -> None:
+        self.plan, self.dataset, self.cache_dir = plan, dataset, cache_dir
+        models = {cell.model.key: cell.model for cell in pending}.values()
+        self.uses = Counter(model.weights_from or model.key for model in models)
+        self.kept: dict[str, ObtainedModel] = {}
+
+    def get(self, model: ModelPlan) -> tuple[ObtainedModel, np.ndarray]:
+        """``model`` ready to explain, and the test scores that select its images: its
+        source's for a copy (so that both explain the same images)."""
+        if model.weights_from is None:
+            obtained = self._trained(model)
+            return obtained, obtained.test_scores
+        source = self._trained(self.plan.model(model.weights_from))
+        return copy_model(model, source, self.dataset), source.test_scores
+
+    def _trained(self, model: ModelPlan) -> ObtainedModel:
+        obtained = self.kept.pop(model.key, None) or obtain_model(model, self.dataset,
+                                                                  cache_dir=self.cache_dir)
+        self.uses[model.key] -= 1
+        if self.uses[model.key] > 0:
+            self.kept[model.key] = obtained
+        return obtained
+
+
 def _run_model(model: ModelPlan, cells: list[Cell], config: ExperimentConfig, dataset: Dataset,
-               background: np.ndarray, store: Store, cache_dir: Path | None,
+               background: np.ndarray, store: Store, models: _Models,
                bar: tqdm) -> Iterator[tuple[Cell, str | None]]:
     """Obtain ``model`` and run its ``cells``; yield each cell with its error (None: done)."""
     if not cells:
         return
     try:
-        obtained = obtain_model(model, dataset, cache_dir=cache_dir)
+        obtained, selecting_scores = models.get(model)
     except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
         error = describe_error(exc)
         bar.write(f"FAILED {model.label}: {error}")
@@ -119,10 +154,14 @@ def _run_model(model: ModelPlan, cells: list[Cell], config: ExperimentConfig, da
             yield cell, error
         return
     store.put_model(obtained.record)
-    bar.write(f"model {model.label}: test accuracy {obtained.record.accuracy:.3f}"
-              + (" (cached checkpoint)" if obtained.from_cache
-                 else f", trained in {obtained.record.train_seconds:.1f} s"))
-    image_ids = select_images(config.images, dataset.y_test, obtained.test_scores.argmax(axis=1))
+    if model.weights_from:
+        how = (f", weights of {models.plan.model(model.weights_from).label} (max |score "
+               f"difference| {obtained.record.evaluation['copy_max_abs_diff']:.1e})")
+    else:
+        how = (" (cached checkpoint)" if obtained.from_cache
+               else f", trained in {obtained.record.train_seconds:.1f} s")
+    bar.write(f"model {model.label}: test accuracy {obtained.record.accuracy:.3f}{how}")
+    image_ids = select_images(config.images, dataset.y_test, selecting_scores.argmax(axis=1))
     requested = config.images.first + config.images.correct + config.images.wrong
     if len(image_ids) < requested:
         bar.write(f"note: {model.label}: the test split has only {len(image_ids)} of the "

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from xaibench import registry
+from xaibench.errors import XaibenchError
 from xaibench.experiment.checkpoints import (CheckpointWarning, cache_root, checkpoint_path,
-                                             evaluate, obtain_model)
+                                             copy_model, evaluate, obtain_model)
 from xaibench.experiment.config import parse_config
 from xaibench.experiment.plan import make_plan
 from xaibench.experiment.runner import load_dataset
@@ -102,3 +104,23 @@ def test_bad_checkpoint_is_never_used(tiny, tmp_path, monkeypatch, damage):
     # retrained with the same seed: the same model, and the rewritten checkpoint verifies
     np.testing.assert_allclose(again.test_scores, first.test_scores, rtol=1e-4, atol=1e-4)
     assert obtain_model(model, dataset, cache_dir=tmp_path).from_cache
+
+
+def test_copy_must_reproduce_its_sources_scores(tiny, tmp_path):
+    pytest.importorskip("flax")
+    model, dataset = tiny
+    copy_toml = TINY_TOML.replace("[[explainers]]", '[[models]]\nbackend = "flax"\n'
+                                  'architecture = "fmnist_cnn"\nweights_from = "torch"\n\n'
+                                  "[[explainers]]", 1)
+    source_plan, copy_plan = make_plan(parse_config(copy_toml)).models
+    assert source_plan == model
+    source = obtain_model(model, dataset, cache_dir=tmp_path)
+    copied = copy_model(copy_plan, source, dataset)
+    assert copied.record.evaluation["copy_max_abs_diff"] < 1e-5
+    assert copied.record.accuracy == source.record.accuracy
+    assert list(tmp_path.rglob("*.ckpt")) == [checkpoint_path(model, tmp_path)]  # not cached
+    shifted = replace(source, test_scores=source.test_scores + 1e-3)
+    with pytest.raises(XaibenchError, match=r"flax:fmnist_cnn with the weights of "
+                                            r"torch:fmnist_cnn does not reproduce its test "
+                                            r"scores: max \|difference\| 0\.001"):
+        copy_model(copy_plan, shifted, dataset)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from xaibench.errors import ConfigError
 from xaibench.experiment.config import (TRAIN_DEFAULTS, ExplainerConfig, ImagesConfig,
-                                        load_config, parse_config)
+                                        load_config, parse_config, static_signature)
+from xaibench.experiment.plan import make_plan
 
 
 def test_tiny_config_parses_with_defaults(tiny_toml):
@@ -90,6 +92,12 @@ def test_validation_imports_no_framework(tiny_toml):
      "architecture 'vgg16_transfer' is not implemented for backend 'torch' (it is for: keras)"),
     ('architecture = "fmnist_cnn"', 'architecture = "fmnist"',
      "unknown model 'fmnist' — did you mean 'fmnist_cnn'?"),
+    # architecture params and backend-specific training params, read without importing
+    ('architecture = "fmnist_cnn"', 'architecture = "fmnist_cnn"\nparams = { conv_1 = 4 }',
+     "[[models]] #1 params of architecture 'fmnist_cnn' (torch): unknown param 'conv_1' — did "
+     "you mean 'conv1'? (it takes: conv1=32, conv2=16)"),
+    ('lr = 1e-2 }', 'lr = 1e-2, patience = 2 }',
+     "unknown key 'patience' in [[models]] #1 train (allowed: epochs, batch_size, lr)"),
     # types and ranges
     ('seed = 3', 'seed = "3"', "'seed' must be an integer, got '3'"),
     ('first = 2', 'first = 0', "[images] selects no image"),
@@ -130,3 +138,95 @@ def test_load_config_reads_the_file(tmp_path, tiny_toml):
     path = tmp_path / "tiny.toml"
     path.write_text(tiny_toml)
     assert load_config(path) == parse_config(tiny_toml)
+
+
+def test_model_params_and_backend_training_options(tiny_toml):
+    text = tiny_toml.replace('backend = "torch"\narchitecture = "fmnist_cnn"\n'
+                             'train = { epochs = 1, batch_size = 32, lr = 1e-2 }',
+                             'backend = "keras"\narchitecture = "vgg16_transfer"\n'
+                             'params = { weights = "none", hidden = 8 }\n'
+                             'train = { epochs = 3, augment = true, patience = 1 }')
+    [model] = parse_config(text).models
+    assert model.params == {"weights": "none", "hidden": 8}
+    assert model.train == {**TRAIN_DEFAULTS, "epochs": 3, "augment": True, "patience": 1}
+    assert model.weights_from is None
+
+
+def test_static_signature_reads_the_source():
+    signature = static_signature("backends.keras_backend:KerasBackend.fit")
+    assert [(p.name, p.kind.name, repr(p.default)) for p in signature.parameters.values()][-4:] \
+        == [("seed", "KEYWORD_ONLY", "<class 'inspect._empty'>"),
+            ("augment", "KEYWORD_ONLY", "False"), ("patience", "KEYWORD_ONLY", "None"),
+            ("validation_fraction", "KEYWORD_ONLY", "0.1")]
+    assert str(static_signature("backends.zoo.keras_models:vgg16_transfer")) == (
+        "(spec, *, weights='imagenet', input_size=32, head='gap', hidden=0, dropout=0.0)")
+    with pytest.raises(ConfigError, match="'nope' is not defined in .*flax_models.py"):
+        static_signature("backends.zoo.flax_models:nope")
+
+
+COPIES = """
+[[models]]
+backend = "flax"
+architecture = "fmnist_cnn"
+weights_from = "torch"
+
+[[models]]
+backend = "keras"
+architecture = "fmnist_cnn"
+weights_from = "torch"
+"""
+
+
+def _with_models(tiny_toml: str, models: str) -> str:
+    head, explainers = tiny_toml.split("[[explainers]]", 1)
+    return f"{head}{models}\n[[explainers]]{explainers}"
+
+
+def test_copies_take_their_sources_params(tiny_toml):
+    text = _with_models(tiny_toml.replace('architecture = "fmnist_cnn"',
+                                          'architecture = "fmnist_cnn"\nparams = { conv2 = 4 }'),
+                        COPIES)
+    torch, flax, keras = parse_config(text).models
+    assert torch.weights_from is None and torch.params == {"conv2": 4}
+    assert (flax.weights_from, flax.params, flax.train) == ("torch", {"conv2": 4}, {})
+    assert (keras.backend, keras.weights_from, keras.params) == ("keras", "torch", {"conv2": 4})
+
+
+@pytest.mark.parametrize("models, message", [
+    (COPIES.replace('weights_from = "torch"', 'weights_from = "troch"', 1),
+     "[[models]] #2 weights_from: unknown backend 'troch' — did you mean 'torch'?"),
+    (COPIES.replace('weights_from = "torch"', 'weights_from = "flax"', 1),
+     "[[models]] #2 (flax:fmnist_cnn): weights_from = 'flax' is its own backend"),
+    (COPIES.replace('architecture = "fmnist_cnn"', 'architecture = "mlp"', 1),
+     "[[models]] #2 (flax:mlp): weights_from = 'torch', but no [[models]] entry is torch:mlp"),
+    (COPIES.replace('weights_from = "torch"', 'weights_from = "keras"', 1)
+     .replace('weights_from = "torch"', 'weights_from = "flax"'),  # a cycle
+     "[[models]] #2 (flax:fmnist_cnn): weights_from = 'keras' names [[models]] #3, which "
+     "copies its weights itself; copy from a trained model"),
+    (COPIES.replace('weights_from = "torch"', 'weights_from = "torch"\ntrain = { epochs = 2 }',
+                    1),
+     "[[models]] #2: a model with 'weights_from' is not trained and takes its params from its "
+     "source; remove 'train'"),
+    (COPIES.replace('weights_from = "torch"', 'weights_from = "torch"\nparams = { conv1 = 8 }',
+                    1), "remove 'params'"),
+    (COPIES + '[[models]]\nbackend = "torch"\narchitecture = "fmnist_cnn"\n',
+     "[[models]] #2 (flax:fmnist_cnn): weights_from = 'torch' is ambiguous: [[models]] #1 and "
+     "#4 are both trained torch:fmnist_cnn"),
+])
+def test_weight_sources_are_checked(tiny_toml, models, message):
+    with pytest.raises(ConfigError) as info:
+        parse_config(_with_models(tiny_toml, models), origin="tiny.toml")
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[3] / "experiments").glob("*.toml")),
+                         ids=lambda path: path.name)
+def test_shipped_experiments_are_valid(path):
+    config = load_config(path)
+    plan = make_plan(config)
+    assert config.name == path.stem and plan.cells
+    if config.name == "parity":  # one trained model, copied into the other frameworks
+        trained, *copies = plan.models
+        assert [m.backend for m in plan.models] == ["torch", "keras", "flax"]
+        assert trained.weights_from is None
+        assert all(copy.weights_from == trained.key for copy in copies)

@@ -84,3 +84,46 @@ def test_duplicates_are_rejected(tiny_toml):
     model = tiny_toml.split("[[models]]")[1].split("[[explainers]]")[0]
     with pytest.raises(ConfigError, match=r"\[\[models\]\] #1 and #2 are the same model"):
         make_plan(parse_config(tiny_toml + "\n[[models]]" + model))
+
+
+PARITY_MODELS = """
+[[models]]
+backend = "keras"
+architecture = "fmnist_cnn"
+weights_from = "torch"
+
+[[models]]
+backend = "torch"
+architecture = "fmnist_cnn"
+train = { epochs = 1, batch_size = 32, lr = 1e-2 }
+"""
+
+
+def _parity(tiny_toml: str) -> str:
+    """The tiny experiment with its torch model listed after a Keras copy of it."""
+    head, rest = tiny_toml.split("[[models]]", 1)
+    return head + PARITY_MODELS + "\n[[explainers]]" + rest.split("[[explainers]]", 1)[1]
+
+
+def test_copies_are_keyed_by_their_source(tiny_toml):
+    plan = make_plan(parse_config(_parity(tiny_toml)))
+    keras, torch = plan.models
+    assert (keras.weights_from, torch.weights_from) == (torch.key, None)
+    assert keras.train == {} and keras.key != torch.key and plan.model(torch.key) is torch
+    # the trained model's key is that of the same model without copies
+    assert torch.key == make_plan(parse_config(tiny_toml)).models[0].key
+    retrained = make_plan(parse_config(_parity(tiny_toml).replace("epochs = 1", "epochs = 2")))
+    assert retrained.models[0].weights_from == retrained.models[1].key != torch.key
+    assert retrained.models[0].key != keras.key
+    assert not {c.key for c in retrained.cells} & {c.key for c in plan.cells}
+
+
+def test_copies_draw_the_random_numbers_of_their_source(tiny_toml):
+    cells = make_plan(parse_config(_parity(tiny_toml))).cells
+    keras = {cell.explainer: cell for cell in cells if cell.model.backend == "keras"}
+    torch = {cell.explainer: cell for cell in cells if cell.model.backend == "torch"}
+    for name in ("partition", "deep"):
+        assert keras[name].key != torch[name].key
+        assert keras[name].seed == torch[name].seed == derive_seed(torch[name].key)
+        assert keras[name].params == torch[name].params
+    assert keras["partition"].seed != keras["deep"].seed

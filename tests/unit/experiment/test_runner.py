@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,117 @@ def test_describe_error():
         {}["missing"]
     except KeyError as exc:
         assert runner.describe_error(exc).startswith("KeyError: 'missing' (at test_runner.py:")
+
+
+# --- parity: one trained model copied into other frameworks --------------------------------------
+PARITY_TOML = """
+name = "parity"
+seed = 5
+metrics = ["additivity"]
+
+[dataset]
+name = "digits"
+n_train = 300
+n_background = 5
+
+[images]
+first = 2
+wrong = 1
+
+[[models]]
+backend = "torch"
+architecture = "fmnist_cnn"
+params = { conv1 = 8, conv2 = 4 }
+train = { epochs = 1, batch_size = 32, lr = 1e-2 }
+
+[[models]]
+backend = "flax"
+architecture = "fmnist_cnn"
+weights_from = "torch"
+
+[[models]]
+backend = "keras"
+architecture = "fmnist_cnn"
+weights_from = "torch"
+
+[[explainers]]
+name = "partition"
+maskers = ["blur(3,3)"]
+params = { max_evals = 40 }
+
+[[explainers]]
+name = "deep"
+"""
+
+
+@pytest.fixture(scope="module")
+def parity(tmp_path_factory):
+    """The parity experiment run once (counting how often a model is trained or loaded)."""
+    for framework in ("torch", "flax", "tensorflow"):
+        pytest.importorskip(framework)
+    config = parse_config(PARITY_TOML)
+    out = tmp_path_factory.mktemp("parity")
+    obtained = []
+    with pytest.MonkeyPatch.context() as patch:
+        real = runner.obtain_model
+        patch.setattr(runner, "obtain_model",
+                      lambda model, *a, **k: obtained.append(model.label) or real(model, *a, **k))
+        summary = runner.run(config, out / "results", progress=False,
+                             cache_dir=out / "cache")
+    return config, summary, Store(out / "results"), obtained
+
+
+def test_parity_run_copies_the_trained_model(parity):
+    config, summary, store, obtained = parity
+    assert (summary.n_finished, summary.failures) == (6, ())
+    assert obtained == ["torch:fmnist_cnn"]  # trained once, kept for both copies
+    models = store.frame("models").set_index("backend")
+    source = make_plan(config).models[0].key
+    assert models.loc["torch", "model_key"] == source
+    for copy in ("flax", "keras"):
+        assert models.loc[copy, "train_params"] == {"weights_from": source}
+        assert models.loc[copy, "evaluation"]["weights_from"] == source
+        assert models.loc[copy, "evaluation"]["copy_max_abs_diff"] < 1e-5
+        assert models.loc[copy, "train_seconds"] == 0.0
+        assert models.loc[copy, "accuracy"] == models.loc["torch", "accuracy"]
+
+
+def test_parity_run_attributions_agree_across_frameworks(parity):
+    _, _, store, _ = parity
+    cells = store.frame("cells")
+    for explainer, group in cells.groupby("explainer"):
+        arrays = {row.backend: store.load_arrays(row.cell_key) for row in group.itertuples()}
+        reference = arrays.pop("torch")
+        assert len(arrays) == 2 and reference["image_ids"][:2].tolist() == [0, 1]
+        wrong = reference["image_ids"][2]  # the first image the trained model gets wrong
+        assert reference["predictions"][2] != reference["labels"][2] and wrong > 1
+        scale = np.abs(reference["values"]).max()
+        assert scale > 1e-3, "the comparison needs non-trivial attributions"
+        for backend, other in arrays.items():
+            for name in ("image_ids", "output_indices"):
+                np.testing.assert_array_equal(other[name], reference[name])
+            gap = np.abs(other["values"] - reference["values"]).max()
+            assert gap <= (1e-4 if explainer == "partition" else 1e-4 * scale), (backend, gap)
+    assert store.frame("metrics")["value"].max() < 1e-4  # every cell is additive
+
+
+def test_copies_explain_the_images_their_source_selects(tmp_path, monkeypatch):
+    for framework in ("torch", "flax"):
+        pytest.importorskip(framework)
+    models, deep = PARITY_TOML.split("[[explainers]]")[0], '[[explainers]]\nname = "deep"\n'
+    torch_only = parse_config(models.split('[[models]]\nbackend = "flax"')[0] + deep)
+    with_copy = parse_config(models.split('[[models]]\nbackend = "keras"')[0] + deep)
+    _run(torch_only, tmp_path / "out")  # the source and its cells are done
+    wrong = np.eye(10)[(runner.load_dataset(with_copy).y_test + 1) % 10]
+    real_copy, real_obtain, loaded = runner.copy_model, runner.obtain_model, []
+    monkeypatch.setattr(runner, "copy_model", lambda *a, **k: replace(  # all predictions wrong
+        real_copy(*a, **k), test_scores=wrong))
+    monkeypatch.setattr(runner, "obtain_model", lambda *a, **k: loaded.append(
+        real_obtain(*a, **k)) or loaded[-1])
+    summary = _run(with_copy, tmp_path / "out")
+    assert (summary.n_finished, summary.n_skipped, summary.failures) == (1, 1, ())
+    assert [source.from_cache for source in loaded] == [True]  # the source, from its checkpoint
+    store = Store(tmp_path / "out")
+    ids = {row.backend: store.load_arrays(row.cell_key)["image_ids"].tolist()
+           for row in store.frame("cells").itertuples()}
+    assert ids["flax"] == ids["torch"] != [0, 1, 2]  # the copy's own scores would pick image 2
