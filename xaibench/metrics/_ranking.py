@@ -2,7 +2,9 @@
 
 Every metric reads an attribution the same way: the relevance of a *pixel* is the sum of its
 channel attributions, ``r = Σ_c φ[..., c]``, and magnitude-based metrics use ``|r|``. Rankings
-are most-relevant-first with ties broken in raster (row-major) pixel order.
+are most-relevant-first with ties broken in raster (row-major) pixel order; values equal up to
+``TIE_RTOL`` of the row's largest magnitude count as ties, so that attributions which agree to
+float round-off (the same model in two frameworks) give the same ranking.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import numpy as np
 
 from xaibench.backend import Attribution
 from xaibench.errors import XaibenchError
+
+#: relative tolerance (of a row's max |value|) under which two values rank as a tie
+TIE_RTOL = 1e-6
 
 
 def pixel_relevance(values: np.ndarray) -> np.ndarray:
@@ -31,7 +36,10 @@ def check_images_match(x: np.ndarray, attribution: Attribution) -> None:
 
 def descending_positions(relevance: np.ndarray) -> np.ndarray:
     """Position of every entry in its row's most-relevant-first order (0 = most relevant)."""
-    order = np.argsort(-relevance, axis=-1, kind="stable")
+    relevance = np.asarray(relevance, dtype=np.float64)
+    scale = TIE_RTOL * np.abs(relevance).max(axis=-1, keepdims=True)
+    snapped = np.round(relevance / np.where(scale > 0, scale, 1.0))
+    order = np.argsort(-snapped, axis=-1, kind="stable")
     positions = np.empty_like(order)
     ranks = np.broadcast_to(np.arange(relevance.shape[-1]), order.shape)
     np.put_along_axis(positions, order, ranks, axis=-1)
