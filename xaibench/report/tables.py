@@ -170,10 +170,22 @@ def summary_table(results: Results) -> "pd.DataFrame":
     return table.sort_values(ORDER, ignore_index=True)
 
 
+#: means closer than this share of a metric's spread (within a dataset) rank as ties
+RANK_TIE_SHARE = 1e-3
+
+
+def _snap_to_spread(means: "pd.Series") -> "pd.Series":
+    """Means rounded to ``RANK_TIE_SHARE`` of their spread, so negligible differences (1e-7
+    additivity gaps, float round-off between frameworks) do not decide a rank."""
+    step = RANK_TIE_SHARE * (means.max() - means.min())
+    return (means / step).round() if step > 0 else means
+
+
 def leaderboard(results: Results) -> "pd.DataFrame":
     """The summary ranked per dataset: identity, cells, images, ``<metric>_mean`` and
     ``<metric>_ci95`` of the quality metrics (costs are in :func:`runtime_table`) and ``rank``,
-    the mean over metrics of the row's rank within its dataset (1 = best; NaN means skipped).
+    the mean over metrics of the row's rank within its dataset (1 = best; NaN means skipped;
+    ties share the best rank).
     Sorted by dataset, then rank."""
     import pandas as pd
 
@@ -182,7 +194,8 @@ def leaderboard(results: Results) -> "pd.DataFrame":
     stats = [f"{metric}_{stat}" for metric in metrics for stat in ("mean", "ci95")]
     table = summary[[*IDENTITY, "cells", "images", *stats]]
     ranks = pd.DataFrame({metric: table.groupby("dataset")[f"{metric}_mean"]
-                         .rank(ascending=not higher[metric]) for metric in metrics},
+                         .transform(_snap_to_spread).groupby(table["dataset"])
+                         .rank(ascending=not higher[metric], method="min") for metric in metrics},
                          index=table.index, dtype=float)
     return (table.assign(rank=ranks.mean(axis=1))
             .sort_values(["dataset", "rank", *ORDER[1:]], ignore_index=True))

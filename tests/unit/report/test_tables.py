@@ -99,3 +99,14 @@ def test_model_table_without_copied_weights(full):
     table = model_table(results)
     assert table["weights_from"].isna().all() and set(table["dataset"]) == {DATASET}
     assert "weights from" not in show_models(table, MARKDOWN).cells
+
+
+def test_negligible_differences_tie_in_the_rank():
+    import pandas as pd
+
+    from xaibench.report.tables import _snap_to_spread
+
+    means = pd.Series([0.0, 3e-7, 4.2, 11.7])
+    ranks = _snap_to_spread(means).rank(method="min")
+    assert ranks.tolist() == [1.0, 1.0, 3.0, 4.0]
+    assert _snap_to_spread(pd.Series([2.0, 2.0])).tolist() == [2.0, 2.0]
