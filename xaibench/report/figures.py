@@ -97,10 +97,16 @@ def _show_heatmap(ax: "Axes", image: np.ndarray, heatmap: np.ndarray, scale: flo
                      interpolation="nearest")
 
 
-def _scale(heatmaps: list[np.ndarray]) -> float:
-    """The end of the symmetric colour scale shared by ``heatmaps``."""
-    return float(np.nanpercentile(np.abs(np.concatenate([h.ravel() for h in heatmaps])),
-                                  _SCALE_PERCENTILE)) or 1.0
+def _scale(columns: list[list[np.ndarray]]) -> float:
+    """The end of the symmetric colour scale shared by all panels.
+
+    Each column (one explainer configuration) gets shap.image_plot's end (a high percentile of
+    |φ|); the figure uses the median over columns, so one column on a much larger scale (the
+    random baseline's unit noise) saturates instead of washing out every other column.
+    """
+    ends = [np.nanpercentile(np.abs(np.concatenate([np.ravel(h) for h in column])),
+                             _SCALE_PERCENTILE) for column in columns if column]
+    return float(np.median(ends)) if ends and np.median(ends) > 0 else 1.0
 
 
 def _bare(axes: np.ndarray) -> None:
@@ -124,7 +130,7 @@ def explanation_figure(results: Results, dataset: str, path: Path,
 
     Rows are images (true class at the left, each model's prediction under its panel), the first
     column the image, then one column per backend x explainer x masker (the lowest-seed cell of
-    each); one colour scale for the whole figure, as in ``shap.image_plot``. Returns ``path``,
+    each); one symmetric colour scale for the whole figure (see :func:`_scale`). Returns ``path``,
     or None when the dataset has no finished cell.
     """
     from matplotlib.figure import Figure
@@ -133,7 +139,8 @@ def explanation_figure(results: Results, dataset: str, path: Path,
     if columns.empty:
         return None
     rows = _rows(results, list(columns["cell_key"]), n_images)
-    scale = _scale([panel.heatmaps[0] for row in rows for panel in row.panels if panel])
+    scale = _scale([[row.panels[c].heatmaps[0] for row in rows if row.panels[c]]
+                    for c in range(len(columns))])
     name = partial(results.class_name, dataset)
 
     figure = Figure(figsize=(_PANEL_INCHES * (len(columns) + 1), _PANEL_INCHES * len(rows) + 1.6),
@@ -183,7 +190,7 @@ def topk_figure(results: Results, dataset: str, path: Path) -> Path | None:
     if not shown:
         return None
     k = max(len(panel.explained) for _, panel in shown)
-    scale = _scale([panel.heatmaps for _, panel in shown])
+    scale = _scale([[panel.heatmaps] for _, panel in shown])
     name = partial(results.class_name, dataset)
 
     mosaic = [["image", *(f"{r} {j}" for j in range(k))] for r in range(len(shown))]
