@@ -90,3 +90,13 @@ def test_point_labels_do_not_overlap():
     assert not any(a.overlaps(b) for a, b in combinations(boxes, 2))
     heights = [box.y0 for box in boxes]
     assert heights[5] > heights[0] > heights[4]  # labels keep the points' vertical order
+
+
+def test_colour_scale_is_not_set_by_one_outlying_column():
+    import numpy as np
+
+    from xaibench.report.figures import _scale
+
+    rng = np.random.default_rng(0)
+    columns = [[rng.uniform(-1, 1, (8, 8))] for _ in range(3)] + [[rng.normal(0, 100, (8, 8))]]
+    assert 0.9 < _scale(columns) < 1.0
