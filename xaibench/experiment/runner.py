@@ -37,6 +37,7 @@ from xaibench.experiment.checkpoints import ObtainedModel, copy_model, obtain_mo
 from xaibench.experiment.config import ExperimentConfig, ImagesConfig, explainer_parameters
 from xaibench.experiment.plan import Cell, ModelPlan, Plan, make_plan
 from xaibench.experiment.store import CellRecord, MetricRow, Store
+from xaibench.metrics.base import MetricContext
 
 #: distributions whose versions are recorded with the results (when installed)
 RECORDED_PACKAGES = ("numpy", "shap", "scikit-learn", "opencv-python-headless", "torch",
@@ -186,7 +187,8 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
 
     Metrics taking a ``seed`` get the cell's seed (unless ``metric_params`` sets one); those
     with ``needs_explain_params`` get ``explain_params``: every param given to
-    ``backend.explain`` (background and masker included).
+    ``backend.explain`` (background and masker included); those with ``uses_context`` share
+    one :class:`MetricContext`, whose arrays are stored with the cell's.
     """
     x = dataset.x_test[image_ids]
     masks = None if dataset.masks_test is None else dataset.masks_test[image_ids]
@@ -200,14 +202,18 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
     attribution = backend.explain(cell.explainer, x, cell.targets, **explain_params)
 
     rows: list[MetricRow] = []
+    context = MetricContext()
     for name in config.metrics:
         metric_class = registry.metrics.get(name)
         metric_params = dict(config.metric_params.get(name, {}))
         if "seed" in inspect.signature(metric_class).parameters:
             metric_params.setdefault("seed", cell.seed)
         metric = metric_class(**metric_params)
-        extra = ({"explain_params": explain_params}
-                 if getattr(metric_class, "needs_explain_params", False) else {})
+        extra: dict[str, Any] = {}
+        if getattr(metric_class, "needs_explain_params", False):
+            extra["explain_params"] = explain_params
+        if metric_class.uses_context:
+            extra["context"] = context
         scores = np.asarray(metric(backend, x, attribution, masker=cell.masker, masks=masks,
                                    **extra), dtype=np.float64)
         if scores.shape != attribution.output_indices.shape:
@@ -231,6 +237,10 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
         arrays["layer_values"] = attribution.layer_values.astype(np.float32)
     if masks is not None:
         arrays["masks"] = masks
+    clash = sorted(set(context.arrays) & set(arrays))
+    if clash:
+        raise XaibenchError(f"metrics hand on arrays named like the cell's own: {clash}")
+    arrays.update(context.arrays)
     store.put_cell(_record(cell, attribution.n_images, attribution.wall_seconds,
                            attribution.model_evals), arrays, rows)
     n = max(attribution.n_images, 1)

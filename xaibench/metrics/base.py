@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar, Hashable
 
 import numpy as np
 
 from xaibench.backend import Attribution, Backend
+
+
+class MetricContext:
+    """What the metrics of one cell (one backend, images, attribution and masker) share.
+
+    ``memo`` holds intermediate results that several metrics need, under keys the metrics
+    choose (e.g. perturbation curves, computed once for deletion, insertion and ABPC);
+    ``arrays`` are the arrays the metrics hand on to be stored with the cell.
+    """
+
+    def __init__(self) -> None:
+        self.memo: dict[Hashable, Any] = {}
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def keep(self, name: str, array: np.ndarray) -> None:
+        """Hand ``array`` on under ``name``; the first array given a name is the one kept."""
+        self.arrays.setdefault(name, np.asarray(array))
 
 
 class Metric(ABC):
@@ -18,6 +35,8 @@ class Metric(ABC):
     category: ClassVar[str]
     #: True when the metric needs ground-truth relevance masks (synthetic data)
     needs_masks: ClassVar[bool] = False
+    #: True when the metric takes ``context=``: the :class:`MetricContext` of the cell
+    uses_context: ClassVar[bool] = False
 
     @abstractmethod
     def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,

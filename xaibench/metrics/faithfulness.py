@@ -31,6 +31,9 @@ the raw score over the fraction (score units).
 
 All k + 1 perturbed images of an image (of every kind and explained output) go through ONE
 ``backend.predict`` call; several images share a call up to ``max_batch_bytes`` of input.
+Given a :class:`~xaibench.metrics.base.MetricContext`, the metrics compute each curve once per
+cell (deletion, insertion and ABPC share them) and hand on the raw curves as the arrays
+:data:`CURVE_ARRAYS` (N, K, steps + 1).
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ from xaibench.backend import Attribution, Backend
 from xaibench.errors import ConfigError
 from xaibench.metrics._ranking import check_images_match, descending_positions, pixel_relevance
 from xaibench.metrics._replacement import check_replacement, make_filler
-from xaibench.metrics.base import Metric
+from xaibench.metrics.base import Metric, MetricContext
 
 KINDS = ("deletion", "insertion")
+#: names of the raw curves (N, K, steps + 1) the metrics hand on to be stored with a cell
+CURVE_ARRAYS = {kind: f"{kind}_curve" for kind in KINDS}
 #: default cap on the perturbed input of one predict call (at least one image always goes)
 MAX_BATCH_BYTES = 256 * 2**20
 _DEGENERATE_RTOL = 1e-6
@@ -103,21 +108,28 @@ def perturbation_curves(backend: Backend, x: np.ndarray, attribution: Attributio
     return curves
 
 
+def normalised_curves(curves: np.ndarray, kind: str) -> np.ndarray:
+    """Curves (..., k + 1) mapped by c ↦ (c − f(∅)) / |f(x) − f(∅)|, NaN where the replacement
+    removes no evidence; see the module notes."""
+    _check_kind(kind)
+    curves = np.asarray(curves, dtype=np.float64)
+    first, last = curves[..., :1], curves[..., -1:]
+    f_x, f_empty = (first, last) if kind == "deletion" else (last, first)
+    span = np.abs(f_x - f_empty)
+    ok = span > _DEGENERATE_RTOL * np.maximum(1.0, np.maximum(np.abs(f_x), np.abs(f_empty)))
+    return np.where(ok, (curves - f_empty) / np.where(ok, span, 1.0), np.nan)
+
+
 def curve_auc(curves: np.ndarray, kind: str, *, normalise: bool = True) -> np.ndarray:
     """Trapezoid AUC over the fraction [0, 1] of (..., k + 1) curves; see the module notes."""
+    _check_kind(kind)
+    curves = normalised_curves(curves, kind) if normalise else np.asarray(curves, np.float64)
+    return np.trapezoid(curves, dx=1.0 / (curves.shape[-1] - 1), axis=-1)
+
+
+def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ConfigError(f"curve kind must be one of {KINDS}; got {kind!r}")
-    curves = np.asarray(curves, dtype=np.float64)
-    dx = 1.0 / (curves.shape[-1] - 1)
-    if not normalise:
-        return np.trapezoid(curves, dx=dx, axis=-1)
-    first, last = curves[..., 0], curves[..., -1]
-    f_x, f_empty = (first, last) if kind == "deletion" else (last, first)
-    span = f_x - f_empty
-    scale = np.maximum(1.0, np.maximum(np.abs(f_x), np.abs(f_empty)))
-    ok = np.abs(span) > _DEGENERATE_RTOL * scale
-    scaled = (curves - f_empty[..., None]) / np.where(ok, np.abs(span), 1.0)[..., None]
-    return np.where(ok, np.trapezoid(scaled, dx=dx, axis=-1), np.nan)
 
 
 def _check_steps(steps: Any) -> int:
@@ -130,6 +142,7 @@ class _CurveMetric(Metric):
     """AUC-based faithfulness metric over :func:`perturbation_curves`."""
 
     category = "faithfulness"
+    uses_context = True
     kinds: ClassVar[tuple[str, ...]]
 
     def __init__(self, steps: int = 20, replacement: str = "masker", fallback: str = "blur",
@@ -140,12 +153,30 @@ class _CurveMetric(Metric):
         self.replacement, self.fallback, self.normalise = replacement, fallback, bool(normalise)
 
     def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,
-                 masker: Any = None, masks: np.ndarray | None = None) -> np.ndarray:
-        curves = perturbation_curves(backend, x, attribution, kinds=self.kinds, steps=self.steps,
-                                     replacement=self.replacement, masker=masker,
-                                     fallback=self.fallback)
+                 masker: Any = None, masks: np.ndarray | None = None,
+                 context: MetricContext | None = None) -> np.ndarray:
+        curves = self._curves(backend, x, attribution, masker, context)
         return self._score({kind: curve_auc(curves[kind], kind, normalise=self.normalise)
                             for kind in self.kinds})
+
+    def _curves(self, backend: Backend, x: np.ndarray, attribution: Attribution, masker: Any,
+                context: MetricContext | None) -> dict[str, np.ndarray]:
+        """The raw curves of :attr:`kinds`; with a ``context``, those it lacks are computed
+        (in one :func:`perturbation_curves` call), memoised, and all are handed on."""
+        memo = {} if context is None else context.memo
+        key = {kind: ("perturbation_curves", kind, self.steps, self.replacement, self.fallback)
+               for kind in self.kinds}
+        missing = tuple(kind for kind in self.kinds if key[kind] not in memo)
+        if missing:
+            computed = perturbation_curves(backend, x, attribution, kinds=missing,
+                                           steps=self.steps, replacement=self.replacement,
+                                           masker=masker, fallback=self.fallback)
+            memo.update((key[kind], curve) for kind, curve in computed.items())
+        curves = {kind: memo[key[kind]] for kind in self.kinds}
+        if context is not None:
+            for kind, curve in curves.items():
+                context.keep(CURVE_ARRAYS[kind], curve)
+        return curves
 
     @staticmethod
     def _score(aucs: dict[str, np.ndarray]) -> np.ndarray:

@@ -9,6 +9,9 @@ input itself — keeps similarity 1 at every layer.
 
 The runner must pass ``explain_params`` (the full params given to ``backend.explain``,
 background images included): the attribution record keeps only the non-array params.
+Given a :class:`~xaibench.metrics.base.MetricContext`, MPRT hands on its per-layer curve as
+the arrays :data:`MPRT_ARRAY` (N, K, L) and :data:`MPRT_LAYERS` (L,), the layer labels as a
+unicode array (it loads without pickle).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import numpy as np
 from xaibench.backend import Attribution, Backend
 from xaibench.metrics._ranking import check_images_match, pixel_relevance, spearman
 from xaibench.metrics._reexplain import explain_like
-from xaibench.metrics.base import Metric
+from xaibench.metrics.base import Metric, MetricContext
+
+#: names of the arrays MPRT hands on: similarities (N, K, L) and layer labels (output first)
+MPRT_ARRAY, MPRT_LAYERS = "mprt_curve", "mprt_layers"
 
 
 def mprt_curve(backend: Backend, x: np.ndarray, attribution: Attribution, *,
@@ -55,13 +61,18 @@ class MPRT(Metric):
     category = "randomisation"
     #: the runner must pass ``explain_params=`` (full explain params incl. arrays)
     needs_explain_params: ClassVar[bool] = True
+    uses_context = True
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)
 
     def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,
                  masker: Any = None, masks: np.ndarray | None = None,
-                 explain_params: dict[str, Any] | None = None) -> np.ndarray:
-        _, curve = mprt_curve(backend, x, attribution, explain_params=explain_params,
-                              seed=self.seed)
+                 explain_params: dict[str, Any] | None = None,
+                 context: MetricContext | None = None) -> np.ndarray:
+        names, curve = mprt_curve(backend, x, attribution, explain_params=explain_params,
+                                  seed=self.seed)
+        if context is not None:
+            context.keep(MPRT_ARRAY, curve)
+            context.keep(MPRT_LAYERS, np.array(names, dtype=str))
         return curve.mean(axis=-1)

@@ -1,8 +1,10 @@
 """Chart figures from the store: perturbation curves, cost vs faithfulness, agreement, MPRT.
 
-Curves are of the top-1 explained output, pooled over a configuration's seeds, as mean and 95 %
-confidence band over images. A figure whose data the store lacks is not drawn (None).
-Each is written as PNG and SVG.
+Curves are of the top-1 explained output, pooled over a configuration's seeds, one panel per
+backend (a colour per method, alike in every panel): perturbation curves as median and
+interquartile band over images (normalised scores are heavy-tailed where a replacement removes
+little evidence), MPRT curves as mean and 95 % confidence band. A figure whose data the store
+lacks is not drawn (None). Each is written as PNG and SVG.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from xaibench.metrics.faithfulness import CURVE_ARRAYS, normalised_curves
+from xaibench.metrics.randomisation import MPRT_ARRAY, MPRT_LAYERS
 from xaibench.report.figures import save
 from xaibench.report.tables import IDENTITY, Results, ci95, config_labels, summary_table
 
@@ -19,20 +23,15 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-#: cell arrays (N, K, steps + 1) of the raw deletion and insertion curves of the explained outputs
-CURVE_ARRAYS = {"deletion": "deletion_curve", "insertion": "insertion_curve"}
-#: cell arrays of the MPRT: similarities (N, K, L) and the L layer labels (output layer first)
-MPRT_ARRAY, MPRT_LAYERS = "mprt_curve", "mprt_layers"
 #: faithfulness metrics for the cost scatter, in order of preference
 FAITHFULNESS = ("abpc", "deletion_auc", "insertion_auc")
-_DEGENERATE_RTOL = 1e-6
-_LINESTYLES, _MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "D")
+_MARKERS = ("o", "s", "^", "D")
 
 
 def _styles(results: Results, dataset: str) -> dict[str, dict[str, object]]:
     """Per configuration label of ``dataset``: a colour per method (explainer, masker, params,
-    architecture) and a line style and marker per backend, so one method looks alike across
-    frameworks; the same in every chart of the dataset."""
+    architecture) and a marker per backend, so one method looks alike across frameworks; the
+    same in every chart of the dataset."""
     from matplotlib import colormaps
 
     cells = results.configurations(dataset)
@@ -41,7 +40,6 @@ def _styles(results: Results, dataset: str) -> dict[str, dict[str, object]]:
     distinct, backends = list(dict.fromkeys(methods)), sorted(set(cells["backend"]))
     cmap = colormaps["tab10" if len(distinct) <= 10 else "tab20"]
     return {label: {"color": cmap(distinct.index(method) % cmap.N),
-                    "ls": _LINESTYLES[backends.index(backend) % len(_LINESTYLES)],
                     "marker": _MARKERS[backends.index(backend) % len(_MARKERS)]}
             for label, method, backend in zip(config_labels(cells), methods, cells["backend"])}
 
@@ -61,21 +59,34 @@ def _pooled(results: Results, dataset: str, name: str) -> dict[str, tuple[np.nda
     return pooled
 
 
-def normalised(curves: np.ndarray, kind: str) -> np.ndarray:
-    """Curves (..., k + 1) mapped by c ↦ (c − f(∅)) / |f(x) − f(∅)| (NaN where the replacement
-    removes no evidence), as :func:`xaibench.metrics.curve_auc` normalises them."""
-    first, last = curves[..., :1], curves[..., -1:]
-    f_x, f_empty = (first, last) if kind == "deletion" else (last, first)
-    span = np.abs(f_x - f_empty)
-    ok = span > _DEGENERATE_RTOL * np.maximum(1.0, np.maximum(np.abs(f_x), np.abs(f_empty)))
-    return np.where(ok, (curves - f_empty) / np.where(ok, span, 1.0), np.nan)
+def _lines(results: Results, dataset: str) -> "pd.DataFrame":
+    """The configurations of ``dataset`` with ``label`` (as in the tables), ``method`` (the
+    label without the backend: the legend of per-backend panels) and ``colour`` (per method)."""
+    cells = results.configurations(dataset)
+    labels = config_labels(cells)
+    styles = _styles(results, dataset)
+    return cells.assign(label=labels, method=config_labels(cells.assign(backend="")),
+                        colour=[styles[label]["color"] for label in labels])
 
 
-def _band(ax: "Axes", x: np.ndarray, values: np.ndarray, style: dict, label: str) -> None:
-    """Mean over the rows of ``values`` as a line, its 95 % confidence interval as a band."""
+def _median_iqr(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and quartiles over the rows of ``values``, NaNs skipped."""
+    low, median, high = np.nanpercentile(values, [25, 50, 75], axis=0)
+    return median, low, high
+
+
+def _mean_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over the rows of ``values`` and its 95 % confidence interval, NaNs skipped."""
     mean, half = np.nanmean(values, axis=0), ci95(values, axis=0)
-    ax.plot(x, mean, color=style["color"], ls=style["ls"], label=label, lw=1.5)
-    ax.fill_between(x, mean - half, mean + half, color=style["color"], alpha=0.15, lw=0)
+    return mean, mean - half, mean + half
+
+
+def _band(ax: "Axes", x: np.ndarray, centre_low_high: tuple[np.ndarray, ...], colour: object,
+          label: str) -> None:
+    """A centre line and a (low, high) band around it."""
+    centre, low, high = centre_low_high
+    ax.plot(x, centre, color=colour, label=label, lw=1.6)
+    ax.fill_between(x, low, high, color=colour, alpha=0.12, lw=0)
 
 
 def _new_figure(width: float, height: float):
@@ -85,27 +96,36 @@ def _new_figure(width: float, height: float):
 
 
 def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
-    """Write the normalised deletion and insertion curves of ``dataset``'s configurations
-    (stored arrays :data:`CURVE_ARRAYS`); None when no cell stored them."""
+    """Write the normalised deletion (top row) and insertion curves (bottom row) of
+    ``dataset``'s configurations, a column per backend (stored arrays :data:`CURVE_ARRAYS`);
+    None when no cell stored them."""
     pooled = {kind: _pooled(results, dataset, name) for kind, name in CURVE_ARRAYS.items()}
-    if not any(pooled.values()):
+    lines = _lines(results, dataset)
+    lines = lines[lines["label"].isin({label for curves in pooled.values() for label in curves})]
+    if lines.empty:
         return None
-    styles = _styles(results, dataset)
-    figure = _new_figure(10, 4.6)
-    axes = figure.subplots(1, 2, sharey=True)
-    for ax, (kind, curves) in zip(axes, pooled.items()):
-        verb = "removed (most relevant first)" if kind == "deletion" else \
-            "restored (most relevant first)"
-        for label, (raw, _) in curves.items():
-            _band(ax, np.linspace(0, 1, raw.shape[-1]), normalised(raw, kind), styles[label],
-                  label)
-        ax.set(title=f"{kind} ({'lower' if kind == 'deletion' else 'higher'} area is better)",
-               xlabel=f"fraction of pixels {verb}", xlim=(0, 1))
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("normalised score (f − f(∅)) / |f(x) − f(∅)|")
-    _legend(figure, axes, columns=3)
-    figure.suptitle(f"{dataset}: perturbation curves of the top-1 output "
-                    "(mean and 95 % CI over images)", fontsize=11)
+    backends = sorted(set(lines["backend"]))
+    figure = _new_figure(1.5 + 3.6 * len(backends), 7.5)
+    axes = figure.subplots(2, len(backends), sharex=True, sharey="row", squeeze=False)
+    for row, (kind, curves) in zip(axes, pooled.items()):
+        for ax, backend in zip(row, backends):
+            for line in lines[lines["backend"] == backend].itertuples():
+                if line.label in curves:
+                    raw = curves[line.label][0]
+                    _band(ax, np.linspace(0, 1, raw.shape[-1]),
+                          _median_iqr(normalised_curves(raw, kind)), line.colour, line.method)
+            ax.axhline(0, color="0.5", lw=0.8)
+            ax.set(xlim=(0, 1))
+            ax.grid(alpha=0.3)
+        better = "lower" if kind == "deletion" else "higher"
+        row[0].set_ylabel(f"{kind}: (f − f(∅)) / |f(x) − f(∅)|\n({better} area is better)")
+    for ax, backend in zip(axes[0], backends):
+        ax.set_title(backend)
+    for ax in axes[-1]:
+        ax.set_xlabel("fraction of pixels removed / restored\n(most relevant first)")
+    _legend(figure, axes, columns=4)
+    figure.suptitle(f"{dataset}: normalised perturbation curves of the top-1 output\n"
+                    "(median and interquartile range over images)", fontsize=11)
     return save(figure, path)
 
 
@@ -231,29 +251,35 @@ def agreement_figure(matrix: "pd.DataFrame", dataset: str, path: Path) -> Path |
 
 def mprt_figure(results: Results, dataset: str, path: Path) -> Path | None:
     """Write the cascading-randomisation curves (stored arrays :data:`MPRT_ARRAY`,
-    :data:`MPRT_LAYERS`), one panel per architecture; None when no cell stored them."""
+    :data:`MPRT_LAYERS`), a row per architecture and a column per backend; None when no cell
+    stored them."""
     pooled = _pooled(results, dataset, MPRT_ARRAY)
-    if not pooled:
+    lines = _lines(results, dataset)
+    lines = lines[lines["label"].isin(set(pooled))]
+    if lines.empty:
         return None
-    cells = results.configurations(dataset)
-    architecture_of = dict(zip(config_labels(cells), cells["architecture"]))
-    architectures = sorted({architecture_of[label] for label in pooled})
-    styles = _styles(results, dataset)
-    width = max(7.0, 4.5 * len(architectures) + 1)
-    figure = _new_figure(width, 5.2)
-    axes = figure.subplots(1, len(architectures), sharey=True, squeeze=False)[0]
-    for ax, architecture in zip(axes, architectures):
-        shown = {label: data for label, data in pooled.items()
-                 if architecture_of[label] == architecture}
-        for label, (curves, _) in shown.items():
-            _band(ax, np.arange(curves.shape[-1]), curves, styles[label], label)
-        layers = next(iter(shown.values()))[1][MPRT_LAYERS]  # the same for an architecture
-        ax.set_xticks(range(len(layers)), layers, rotation=40, ha="right", fontsize=8)
-        ax.set(title=architecture, xlabel="randomised down to layer (output first)",
-               ylim=(-0.1, 1.05))
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("Spearman ρ with the original explanation")
-    _legend(figure, axes, columns=int(width // 3.5))
-    figure.suptitle(f"{dataset}: model-parameter randomisation (lower = more model-sensitive)",
-                    fontsize=11)
+    architectures, backends = sorted(set(lines["architecture"])), sorted(set(lines["backend"]))
+    figure = _new_figure(1.5 + 3.6 * len(backends), 2.5 + 3.2 * len(architectures))
+    axes = figure.subplots(len(architectures), len(backends), sharey=True, squeeze=False)
+    for row, architecture in zip(axes, architectures):
+        for ax, backend in zip(row, backends):
+            shown = lines[(lines["architecture"] == architecture) & (lines["backend"] == backend)]
+            if shown.empty:
+                ax.set_axis_off()
+                continue
+            for line in shown.itertuples():
+                curves = pooled[line.label][0]
+                _band(ax, np.arange(curves.shape[-1]), _mean_ci(curves), line.colour,
+                      line.method)
+            layers = pooled[shown["label"].iloc[0]][1][MPRT_LAYERS]  # alike in one panel
+            ax.set_xticks(range(len(layers)), layers, rotation=40, ha="right", fontsize=8)
+            ax.set(title=backend if len(architectures) == 1 else f"{backend}: {architecture}",
+                   ylim=(-0.1, 1.05))
+            ax.grid(alpha=0.3)
+        row[0].set_ylabel("Spearman ρ with the original explanation")
+    for ax in axes[-1]:
+        ax.set_xlabel("randomised down to layer (output first)")
+    _legend(figure, axes, columns=4)
+    figure.suptitle(f"{dataset}: model-parameter randomisation (lower = more model-sensitive)"
+                    "\n(mean and 95 % CI over images)", fontsize=11)
     return save(figure, path)

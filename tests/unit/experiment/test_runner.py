@@ -9,6 +9,7 @@ import pytest
 
 from xaibench.errors import XaibenchError
 from xaibench.experiment import runner
+from xaibench.metrics import curve_auc
 from xaibench.experiment.config import ImagesConfig, parse_config
 from xaibench.experiment.plan import make_plan
 from xaibench.experiment.store import Store
@@ -62,6 +63,54 @@ def test_run_stores_every_cell_and_rerun_does_nothing(tiny, tmp_path):
     assert (again.n_finished, again.n_skipped, again.failures) == (0, 2, ())
     assert store.get_meta("started_at") == started  # the first run's start ...
     assert store.get_meta("duration_seconds") > seconds  # ... and the time of all runs
+
+
+def test_curve_metrics_store_their_curves_and_the_report_draws_them(tiny_toml, tmp_path):
+    pytest.importorskip("torch")
+    from matplotlib.image import imread
+
+    from xaibench.report import render
+
+    metrics = ["deletion_auc", "insertion_auc", "abpc", "mprt"]
+    config = parse_config(tiny_toml.replace('metrics = ["additivity"]', f"metrics = {metrics}"))
+    out = tmp_path / "out"
+    assert _run(config, out).failures == ()
+    store = Store(out)
+    scores = store.frame("metrics").pivot_table("value", ["cell_key", "image", "output"],
+                                                "metric")
+    for cell in make_plan(config).cells:
+        arrays = store.load_arrays(cell.key)
+        n_layers = len(arrays["mprt_layers"])
+        assert arrays["mprt_layers"].dtype.kind == "U" and n_layers >= 2
+        assert arrays["mprt_curve"].shape == (2, 1, n_layers)
+        aucs = {kind: curve_auc(arrays[f"{kind}_curve"], kind).ravel()
+                for kind in ("deletion", "insertion")}
+        assert arrays["deletion_curve"].shape == arrays["insertion_curve"].shape == (2, 1, 21)
+        stored = scores.loc[cell.key]
+        np.testing.assert_allclose(stored["deletion_auc"], aucs["deletion"])
+        np.testing.assert_allclose(stored["insertion_auc"], aucs["insertion"])
+        np.testing.assert_allclose(stored["abpc"], aucs["insertion"] - aucs["deletion"])
+        np.testing.assert_allclose(stored["mprt"], arrays["mprt_curve"].mean(axis=-1).ravel())
+
+    written = render(out, formats=["md"])
+    for figure in ("curves", "mprt"):
+        png = out / "figures" / f"{figure}_digits.png"
+        assert png in written and png.with_suffix(".svg") in written
+        height, width, _ = imread(png).shape
+        assert height > 300 and width > 300
+
+
+def test_metric_arrays_may_not_replace_the_cells_own(tiny, tmp_path, monkeypatch):
+    class Clashing(runner.MetricContext):
+        def __init__(self) -> None:
+            super().__init__()
+            self.keep("values", np.zeros(1))
+
+    monkeypatch.setattr(runner, "MetricContext", Clashing)
+    summary = _run(tiny, tmp_path / "out")
+    assert summary.n_finished == 0
+    assert [error for _, error in summary.failures] == \
+        ["metrics hand on arrays named like the cell's own: ['values']"] * 2
 
 
 def test_killed_run_resumes_exactly_the_rest(tiny, tmp_path, monkeypatch):

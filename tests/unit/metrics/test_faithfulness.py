@@ -9,6 +9,8 @@ import pytest
 
 from xaibench.errors import ConfigError, XaibenchError
 from xaibench.metrics import ABPC, DeletionAUC, InsertionAUC, curve_auc, perturbation_curves
+from xaibench.metrics.base import MetricContext
+from xaibench.metrics.faithfulness import normalised_curves
 
 
 def analytic_curves(backend, x, attribution, fill_value: float, steps: int):
@@ -172,6 +174,47 @@ def test_normalisation_and_degenerate_curves():
     rising = np.array([[0.0, 1.0, 3.0, 4.0], [0.0, 2.0, 3.0, 4.0]])
     # normalised: [-1, -.75, -.25, 0] and [-1, -.5, -.25, 0]
     np.testing.assert_allclose(curve_auc(rising, "deletion"), [-1.5 / 3, -1.25 / 3])
+
+
+def test_normalised_curves_run_from_one_to_zero_and_zero_to_one():
+    deletion = np.array([[4.0, 3.0, 1.0, 2.0], [5.0, 5.0, 5.0, 5.0]])
+    np.testing.assert_allclose(normalised_curves(deletion, "deletion"),  # f(x) = 4, f(∅) = 2
+                               [[1.0, 0.5, -0.5, 0.0], [np.nan] * 4])
+    insertion = np.array([[-1.0, 0.0, 1.0]])  # the replacement raises the score: |span|
+    np.testing.assert_allclose(normalised_curves(insertion, "insertion"), [[0.0, 0.5, 1.0]])
+    np.testing.assert_allclose(curve_auc(deletion, "deletion"),
+                               np.trapezoid(normalised_curves(deletion, "deletion"), dx=1 / 3))
+    with pytest.raises(ConfigError, match="kind"):
+        normalised_curves(deletion, "morf")
+
+
+def test_metrics_of_a_context_share_one_curve_computation(linear, images, monkeypatch):
+    x = images(3, linear.spec.shape, seed=7)
+    attribution = linear.explain("deep", x, 2, background=np.zeros((1, *linear.spec.shape)))
+    metrics = (DeletionAUC(steps=5), InsertionAUC(steps=5), ABPC(steps=5))
+    alone = [metric(linear, x, attribution, masker="blur(3,3)") for metric in metrics]
+    predicted: list[int] = []
+    predict = linear.predict
+    monkeypatch.setattr(linear, "predict",
+                        lambda batch: predicted.append(len(batch)) or predict(batch))
+    context = MetricContext()
+    shared = [metric(linear, x, attribution, masker="blur(3,3)", context=context)
+              for metric in metrics]
+    assert sum(predicted) == 3 * 2 * 2 * 6  # each kind's images once, not once per metric
+    for score, expected in zip(shared, alone):
+        np.testing.assert_array_equal(score, expected)
+    curves = perturbation_curves(linear, x, attribution, steps=5, masker="blur(3,3)")
+    assert set(context.arrays) == {"deletion_curve", "insertion_curve"}
+    for kind in curves:
+        np.testing.assert_array_equal(context.arrays[f"{kind}_curve"], curves[kind])
+
+    predicted.clear()  # other curve params are computed anew; the first arrays stay
+    other = ABPC(steps=4, replacement="zero")(linear, x, attribution, masker="blur(3,3)",
+                                              context=context)
+    assert sum(predicted) == 3 * 2 * 2 * 5
+    np.testing.assert_array_equal(
+        other, ABPC(steps=4, replacement="zero")(linear, x, attribution, masker="blur(3,3)"))
+    assert context.arrays["deletion_curve"].shape == (3, 2, 6)
 
 
 def test_bad_arguments_fail_fast(linear, images):

@@ -8,6 +8,7 @@ import pytest
 from xaibench.backend import Backend, ImageSpec
 from xaibench.errors import ConfigError
 from xaibench.metrics import MPRT, mprt_curve
+from xaibench.metrics.base import MetricContext
 
 
 def test_explainer_ignoring_the_model_scores_one(net, images, with_input_explainer):
@@ -26,8 +27,12 @@ def test_gradient_times_input_decorrelates_with_the_model(net, images):
     attribution = net.explain("gradient", x, 1, **params)
     before = net.predict(x)
     names, curve = mprt_curve(net, x, attribution, explain_params=params, seed=3)
-    score = MPRT(seed=3)(net, x, attribution, explain_params=params)
+    context = MetricContext()
+    score = MPRT(seed=3)(net, x, attribution, explain_params=params, context=context)
     np.testing.assert_allclose(score, curve.mean(axis=-1))
+    np.testing.assert_array_equal(context.arrays["mprt_curve"], curve)
+    layers = context.arrays["mprt_layers"]
+    assert layers.dtype.kind == "U" and layers.tolist() == names  # loads without pickle
     assert curve.shape == (6, 1, 2)
     # Spearman of |grad ⊙ x| keeps the |x| factor, so similarity stays above 0 but far below 1
     assert float(score.mean()) < 0.6, curve

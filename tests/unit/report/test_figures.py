@@ -15,7 +15,7 @@ from tests.unit.report._store import DATASET, K, N_IMAGES, build_store, cell_arr
 from xaibench.experiment.store import Store
 from xaibench.report import (Results, agreement_figure, agreement_table, curves_figure,
                              mprt_figure, runtime_figure, topk_figure)
-from xaibench.report.plots import _callouts, faithfulness_metric, normalised, pareto_front
+from xaibench.report.plots import _callouts, _lines, faithfulness_metric, pareto_front
 
 DRAWN = {"topk": topk_figure, "curves": curves_figure, "runtime": runtime_figure,
          "mprt": mprt_figure}
@@ -67,12 +67,16 @@ def test_pareto_front():
         [True, False, True, True, True, False]
 
 
-def test_normalised_curves_run_from_one_to_zero_and_zero_to_one():
-    deletion = np.array([[4.0, 3.0, 1.0, 2.0], [5.0, 5.0, 5.0, 5.0]])
-    np.testing.assert_allclose(normalised(deletion, "deletion"),  # f(x) = 4, f(∅) = 2
-                               [[1.0, 0.5, -0.5, 0.0], [np.nan] * 4])
-    insertion = np.array([[-1.0, 0.0, 1.0]])  # the replacement raises the score: |span|
-    np.testing.assert_allclose(normalised(insertion, "insertion"), [[0.0, 0.5, 1.0]])
+def test_per_backend_panels_name_and_colour_a_method_alike(results):
+    lines = _lines(results, DATASET)
+    assert len(lines) == 6 and set(lines["backend"]) == {"torch", "keras"}
+    for backend, group in lines.groupby("backend"):
+        assert all(label.startswith(f"{backend} / ") for label in group["label"])
+        assert not any(backend in method for method in group["method"])
+    by_method = lines.groupby("method")
+    assert len(by_method) == 3 and (by_method["backend"].nunique() == 2).all()
+    assert (by_method["colour"].nunique() == 1).all()  # one colour per method, every panel
+    assert lines.drop_duplicates("method")["colour"].nunique() == 3
 
 
 def test_point_labels_do_not_overlap():
