@@ -7,7 +7,8 @@ their shap results the same way:
   image), so each distinct class is explained once, for the images that need it, and the
   results are gathered per image. shap's ``ranked_outputs`` is not used for this: with its
   default additivity check it compares the wrong columns.
-- :func:`expected_outputs` -- base values: the mean model output over the background.
+- :func:`additivity_gap` -- how far DeepLIFT values miss f(x) - E[f(background)], and the
+  tolerance a correct result stays within.
 - :func:`spread_to_image` -- attributions at an intermediate layer's resolution brought to the
   image resolution with the total preserved exactly.
 - :func:`global_numpy_rng_preserved` -- shap's GradientExplainer seeds numpy's *global* RNG.
@@ -42,9 +43,26 @@ def explain_by_class(output_indices: np.ndarray,
     return values
 
 
-def expected_outputs(background_scores: np.ndarray, output_indices: np.ndarray) -> np.ndarray:
-    """Base values (N, K): the mean background score of each requested output."""
-    return np.asarray(background_scores, np.float64).mean(axis=0)[output_indices]
+#: DeepLIFT additivity tolerance: max |sum(phi) - (f(x) - E[f(bg)])| must stay below
+#: ``ADDITIVITY_ATOL + ADDITIVITY_RTOL * scale`` (scale = largest |output| involved). float32
+#: DeepLIFT is exact to ~1e-6 relative; an unsupported operation typically misses by 1e-2 or more.
+ADDITIVITY_RTOL = 1e-3
+ADDITIVITY_ATOL = 1e-5
+
+
+def additivity_gap(values: np.ndarray, outputs: np.ndarray,
+                   expected: np.ndarray | float) -> tuple[float, float]:
+    """(max |sum(phi) - (f(x) - E[f(bg)])|, tolerance) of DeepLIFT ``values`` (N, ..., K).
+
+    ``outputs`` are the model outputs f(x) (N, K), ``expected`` the mean outputs over the
+    background, broadcastable to (N, K).
+    """
+    outputs = np.asarray(outputs, np.float64)
+    expected = np.asarray(expected, np.float64)
+    totals = np.asarray(values, np.float64).reshape(len(outputs), -1, outputs.shape[-1]).sum(1)
+    gap = float(np.abs(totals - (outputs - expected)).max())
+    scale = max(float(np.abs(outputs).max()), float(np.abs(expected).max()))
+    return gap, ADDITIVITY_ATOL + ADDITIVITY_RTOL * scale
 
 
 def _spread_matrix(n_out: int, n_in: int) -> np.ndarray:

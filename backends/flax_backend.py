@@ -12,14 +12,12 @@ both are checked against shap's PyTorch explainers on identical weights
 from __future__ import annotations
 
 import difflib
-import inspect
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from xaibench.backend import Backend, ImageSpec
+from xaibench.backend import Backend, ImageSpec, check_checkpoint_shapes, replaced_atomically
 from xaibench.errors import ConfigError, MissingFrameworkError, UnsupportedModelError, XaibenchError
 
 try:
@@ -32,11 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax
     raise MissingFrameworkError("flax", "jax") from exc
 
 from backends import _jax_deeplift, _jax_gradient
-from backends._shap_native import expected_outputs, spread_to_image
-
-#: DeepLIFT additivity tolerance: |sum(phi) - (f(x) - E[f(bg)])| <= ATOL + RTOL * scale
-_ADD_RTOL = 1e-3
-_ADD_ATOL = 1e-5
+from backends._shap_native import additivity_gap, spread_to_image
 
 LayerPath = tuple[str, ...]
 
@@ -102,34 +96,12 @@ class FlaxBackend(Backend):
         return np.concatenate(parts).astype(np.float64)
 
     # --- native explainers --------------------------------------------------------------------
-    def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
-                        background: np.ndarray | None = None,
-                        **params: Any) -> tuple[np.ndarray, ...]:
-        impl = {"deep": self._deep, "gradient": self._gradient}[method]
-        signature = inspect.signature(impl)
-        try:
-            signature.bind(None, None, None, **params)
-        except TypeError:
-            allowed = list(signature.parameters)[3:]
-            raise ConfigError(f"explainer '{method}' (flax) got parameters {sorted(params)}; "
-                              f"it takes background, {', '.join(allowed)}") from None
-        if background is None:
-            raise ConfigError(f"explainer '{method}' needs background=<images (B, H, W, C)>")
-        x = self.spec.check(x)
-        bg = self.spec.check(background)
-        if len(bg) == 0:
-            raise ConfigError(f"explainer '{method}': the background is empty")
-        output_indices = np.asarray(output_indices, dtype=np.int64)
-        if output_indices.ndim != 2 or output_indices.shape[0] != len(x):
-            raise XaibenchError(f"output_indices must be ({len(x)}, K); got {output_indices.shape}")
-        return impl(x, output_indices, bg, **params)
-
-    def _deep(self, x: np.ndarray, output_indices: np.ndarray, bg: np.ndarray, *,
-              check_additivity: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def _native_deep(self, x: np.ndarray, output_indices: np.ndarray, bg: np.ndarray, *,
+                     check_additivity: bool = True) -> tuple[np.ndarray]:
+        """DeepLIFT (rescale rule) of every requested output, image by image."""
         if self._deeplift_plan is None:
             self._deeplift_plan = _jax_deeplift.build_plan(self.module.apply, self.variables,
                                                            self.spec.shape)
-        base = expected_outputs(self._scores(bg), output_indices)
         values = np.zeros((*x.shape, output_indices.shape[1]))
         chunk = self._chunk(len(bg), output_indices.shape[1])
         for i, (xi, idx) in enumerate(zip(x, output_indices)):
@@ -137,24 +109,21 @@ class FlaxBackend(Backend):
                                                    idx, chunk=chunk)
             values[i] = np.moveaxis(np.asarray(phi, dtype=np.float64), 0, -1)
         self.n_evals += len(bg) * (1 + 2 * len(x))
-        if check_additivity and len(x):
+        if check_additivity and output_indices.size:
             fx = np.take_along_axis(self._scores(x), output_indices, axis=1)
-            gap = np.abs(values.reshape(len(x), -1, values.shape[-1]).sum(axis=1) - (fx - base))
-            tol = _ADD_ATOL + _ADD_RTOL * max(float(np.abs(fx).max()), float(np.abs(base).max()))
-            if gap.max() > tol:
+            gap, tol = additivity_gap(values, fx, self._scores(bg).mean(axis=0)[output_indices])
+            if gap > tol:
                 raise UnsupportedModelError(
                     f"'deep' attributions do not add up to the model output (max |sum(phi) - "
-                    f"(f(x) - E[f(background)])| = {gap.max():.3g}, tolerance {tol:.3g}); the "
+                    f"(f(x) - E[f(background)])| = {gap:.3g}, tolerance {tol:.3g}); the "
                     f"model's operations passed the DeepLIFT checks, so please report this")
-        return values, base
+        return (values,)
 
-    def _gradient(self, x: np.ndarray, output_indices: np.ndarray, bg: np.ndarray, *,
-                  nsamples: int = 200, local_smoothing: float = 0.0, seed: int = 0,
-                  layer: str | int | None = None) -> tuple[np.ndarray, ...]:
-        if int(nsamples) < 1:
-            raise ConfigError(f"explainer 'gradient': nsamples must be >= 1, got {nsamples}")
+    def _native_gradient(self, x: np.ndarray, output_indices: np.ndarray, bg: np.ndarray, *,
+                         nsamples: int = 200, local_smoothing: float = 0.0, seed: int = 0,
+                         layer: str | int | None = None) -> tuple[np.ndarray, ...]:
+        """Expected gradients (:mod:`backends._jax_gradient`), of the image or of ``layer``."""
         nsamples = int(nsamples)
-        base = expected_outputs(self._scores(bg), output_indices)
         fn: Callable[[Any, jax.Array], jax.Array] = self.module.apply
         inputs, refs = x, bg
         if layer is not None:  # expected gradients in the layer's activation space
@@ -178,8 +147,8 @@ class FlaxBackend(Backend):
             values[i] = np.moveaxis(np.asarray(phi, dtype=np.float64), 0, -1)
         self.n_evals += len(bg) + len(x) * nsamples
         if layer is None:
-            return values, base
-        return spread_to_image(values, self.spec.shape), base, values
+            return (values,)
+        return spread_to_image(values, self.spec.shape), values
 
     def _chunk(self, rows: int, n_outputs: int) -> int:
         """Rows per gradient pass so that rows x outputs stays near ``batch_size``, balanced."""
@@ -278,17 +247,7 @@ class FlaxBackend(Backend):
                  **arch_params: Any) -> "FlaxBackend":
         from backends.zoo import flax_models
 
-        builder = flax_models.BUILDERS.get(architecture)
-        if builder is None:
-            close = difflib.get_close_matches(str(architecture), list(flax_models.BUILDERS), n=3)
-            hint = f" -- did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise ConfigError(f"unknown flax architecture '{architecture}'{hint} "
-                              f"(known: {', '.join(sorted(flax_models.BUILDERS))})")
-        try:
-            inspect.signature(builder).bind(spec, **arch_params)
-        except TypeError as exc:
-            raise ConfigError(f"architecture '{architecture}': {exc}") from None
-        module = builder(spec, **arch_params)
+        module = cls._zoo_model(flax_models.BUILDERS, architecture, spec, arch_params)
         variables = module.init(jax.random.key(int(seed)), jnp.zeros((1, *spec.shape)))
         return cls(module, variables, spec)
 
@@ -298,16 +257,7 @@ class FlaxBackend(Backend):
         import optax
         from tqdm.auto import tqdm
 
-        x = self.spec.check(x)
-        y = np.asarray(y)
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-            raise XaibenchError(f"labels must be integers of shape ({len(x)},); "
-                                f"got {y.dtype} {y.shape}")
-        if len(y) and (y.min() < 0 or y.max() >= self.spec.n_classes):
-            raise XaibenchError(f"labels must be in 0..{self.spec.n_classes - 1}")
-        if epochs < 0 or batch_size < 1 or lr <= 0:
-            raise ConfigError(f"need epochs >= 0, batch_size >= 1, lr > 0; "
-                              f"got {epochs}, {batch_size}, {lr}")
+        x, y = self._training_data(x, y, epochs=epochs, batch_size=batch_size, lr=lr)
         if set(self.variables) != {"params"}:
             raise UnsupportedModelError(
                 f"fit trains models whose only variables are 'params'; this one also has "
@@ -352,14 +302,8 @@ class FlaxBackend(Backend):
 
     def save(self, path: Path) -> None:
         """Write the variables as msgpack (``flax.serialization``), atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with replaced_atomically(path) as tmp:
             tmp.write_bytes(flax.serialization.to_bytes(self.variables))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def load(self, path: Path) -> None:
         """Read variables written by :meth:`save`; names and shapes must match the model."""
@@ -373,28 +317,17 @@ class FlaxBackend(Backend):
         if not isinstance(state, dict):
             raise XaibenchError(f"cannot read flax checkpoint {path}: it holds a "
                                 f"{type(state).__name__}, not a dict of variables")
-        own, got = _shapes(self.variables), _shapes(state)
-        missing, unexpected = sorted(set(own) - set(got)), sorted(set(got) - set(own))
-        wrong = [f"{k}: file {got[k]} vs model {own[k]}" for k in own
-                 if k in got and got[k] != own[k]]
-        if missing or unexpected or wrong:
-            parts = [f"{label} {items}" for label, items in
-                     (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong))
-                     if items]
-            raise XaibenchError(f"checkpoint {path} does not match the model "
-                                f"({type(self.module).__name__}): " + "; ".join(parts))
+        check_checkpoint_shapes(path, type(self.module).__name__, _shapes(self.variables),
+                                _shapes(state))
         self.variables = jax.tree.map(jnp.asarray, state)
 
     # --- model randomisation (sanity checks) ----------------------------------------------------
     def randomized(self, n_layers: int, *, seed: int = 0) -> "FlaxBackend":
         """A copy whose last ``n_layers`` parameter layers (output side) are re-initialised."""
-        names = self.layer_names()
-        if not 0 <= int(n_layers) <= len(names):
-            raise ConfigError(f"n_layers must be in 0..{len(names)} (layers: {names}); "
-                              f"got {n_layers}")
+        top = self._top_layers(n_layers)
         fresh = self.module.init(jax.random.key(int(seed)), jnp.zeros((1, *self.spec.shape)))
         params = flax.core.unfreeze(self.variables["params"])
-        for name in names[len(names) - int(n_layers):]:
+        for name in top:
             *parents, leaf = name.split("/")
             src, dst = fresh["params"], params
             for part in parents:

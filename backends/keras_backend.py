@@ -30,9 +30,9 @@ import keras  # noqa: E402
 import shap  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from backends._shap_native import (explain_by_class, expected_outputs,  # noqa: E402
-                                   global_numpy_rng_preserved, spread_to_image)
-from xaibench.backend import Backend, ImageSpec  # noqa: E402
+from backends._shap_native import (explain_by_class, global_numpy_rng_preserved,  # noqa: E402
+                                   spread_to_image)
+from xaibench.backend import Backend, ImageSpec, replaced_atomically  # noqa: E402
 from xaibench.errors import ConfigError, UnsupportedModelError, XaibenchError  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
@@ -260,34 +260,8 @@ class KerasBackend(Backend):
         return inputs, self.model(inputs)
 
     # --- native explainers ------------------------------------------------------------------
-    def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
-                        background: np.ndarray, nsamples: int = 200,
-                        local_smoothing: float = 0.0, seed: int = 0,
-                        layer: str | int | None = None) -> tuple[np.ndarray, ...]:
-        """(values (N, H, W, C, K), base values (N, K)) [+ layer values (N, h, w, c, K)].
-
-        Base values are the mean model outputs over ``background``. ``n_evals`` grows by the
-        number of images passed through (part of) the model, forward or forward + backward.
-        """
-        background = self.spec.check(background)
-        if len(background) == 0:
-            raise ConfigError(f"'{method}' needs a non-empty background")
-        base_values = expected_outputs(self.predict(background), output_indices)
-        if method == "deep":
-            return self._deep(x, output_indices, background), base_values
-        if layer is None:
-            inputs, outputs = self._symbolic
-            values = self._expected_gradients(inputs, outputs, x, background, output_indices,
-                                              nsamples, local_smoothing, seed)
-            return values, base_values
-        features, head = self._split(layer)
-        layer_values = self._expected_gradients(
-            head.input, head.output, self._run(features, x), self._run(features, background),
-            output_indices, nsamples, local_smoothing, seed)
-        return spread_to_image(layer_values, self.spec.shape), base_values, layer_values
-
-    def _deep(self, x: np.ndarray, output_indices: np.ndarray,
-              background: np.ndarray) -> np.ndarray:
+    def _native_deep(self, x: np.ndarray, output_indices: np.ndarray,
+                     background: np.ndarray) -> tuple[np.ndarray]:
         """DeepLIFT per distinct class, each on a one-column view of the model."""
         check_deep_supported(self.model, self._forward.get_concrete_function().graph)
         inputs, outputs = self._symbolic
@@ -300,7 +274,22 @@ class KerasBackend(Backend):
             self.n_evals += len(background) * (1 + 2 * len(images))
             return values[..., 0]
 
-        return explain_by_class(output_indices, explain_class)
+        return (explain_by_class(output_indices, explain_class),)
+
+    def _native_gradient(self, x: np.ndarray, output_indices: np.ndarray,
+                         background: np.ndarray, *, nsamples: int = 200,
+                         local_smoothing: float = 0.0, seed: int = 0,
+                         layer: str | int | None = None) -> tuple[np.ndarray, ...]:
+        """Expected gradients (shap's GradientExplainer), of the image or of ``layer``."""
+        if layer is None:
+            inputs, outputs = self._symbolic
+            return (self._expected_gradients(inputs, outputs, x, background, output_indices,
+                                             nsamples, local_smoothing, seed),)
+        features, head = self._split(layer)
+        layer_values = self._expected_gradients(
+            head.input, head.output, self._run(features, x), self._run(features, background),
+            output_indices, nsamples, local_smoothing, seed)
+        return spread_to_image(layer_values, self.spec.shape), layer_values
 
     def _expected_gradients(self, inputs: Any, outputs: Any, x: np.ndarray,
                             background: np.ndarray, output_indices: np.ndarray, nsamples: int,
@@ -310,8 +299,6 @@ class KerasBackend(Backend):
         Run like ``deep`` (and like the torch backend, so that both draw the same samples):
         one-column view per class, ``rseed=seed`` for every class.
         """
-        if int(nsamples) < 1:
-            raise ConfigError(f"explainer 'gradient': nsamples must be >= 1, got {nsamples}")
         nsamples, seed = int(nsamples), int(seed) % 2**32
 
         def explain_class(cls: int, images: np.ndarray) -> np.ndarray:
@@ -343,14 +330,9 @@ class KerasBackend(Backend):
                  **arch_params: Any) -> "KerasBackend":
         """Build the named zoo architecture after ``keras.utils.set_random_seed(seed)``."""
         from backends.zoo.keras_models import BUILDERS
-        from xaibench.registry import models
 
-        models.entry(architecture)  # unknown names raise with close-match suggestions
-        if architecture not in BUILDERS:
-            raise ConfigError(f"architecture '{architecture}' has no Keras implementation "
-                              f"(Keras builds: {', '.join(sorted(BUILDERS))})")
         keras.utils.set_random_seed(seed)
-        return cls(BUILDERS[architecture](spec, **arch_params), spec)
+        return cls(cls._zoo_model(BUILDERS, architecture, spec, arch_params), spec)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
             seed: int, augment: bool = False, patience: int | None = None,
@@ -362,10 +344,7 @@ class KerasBackend(Backend):
         weights are restored. ``augment`` applies random flips, shifts and zooms to training
         batches only. The loss takes logits unless the model ends in a softmax.
         """
-        x = self.spec.check(x)
-        y = np.asarray(y)
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-            raise ConfigError(f"labels must be {len(x)} integers, got {y.dtype} {y.shape}")
+        x, y = self._training_data(x, y, epochs=epochs, batch_size=batch_size, lr=lr)
         if not 0 <= validation_fraction < 1:
             raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
         keras.utils.set_random_seed(seed)
@@ -404,17 +383,10 @@ class KerasBackend(Backend):
         """Write the weights to ``path`` atomically (Keras .weights.h5 format, any file name)."""
         import h5py
 
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=path.parent)
-        os.close(fd)
-        try:
+        with replaced_atomically(path, suffix=".weights.h5") as tmp:  # Keras needs the suffix
             self.model.save_weights(tmp)
             with h5py.File(tmp, "a") as f:
                 f.attrs[_SIGNATURE_ATTR] = json.dumps(self._signature())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
 
     def load(self, path: Path) -> None:
         """Read weights written by :meth:`save`; a different architecture raises."""
@@ -447,14 +419,11 @@ class KerasBackend(Backend):
     def randomized(self, n_layers: int, *, seed: int = 0) -> "KerasBackend":
         """A clone whose top ``n_layers`` weighted layers get fresh values from their
         initialisers; layer i's values depend only on (``seed``, i), whatever ``n_layers``."""
-        names = self.layer_names()
-        if not 0 <= int(n_layers) <= len(names):
-            raise ConfigError(f"n_layers must be in 0..{len(names)} (layers: {names}); "
-                              f"got {n_layers}")
+        top = self._top_layers(n_layers)
         model = keras.models.clone_model(self.model, recursive=True)
         model.set_weights(self.model.get_weights())
         layers = weighted_layers(model)
-        for index in range(len(layers) - int(n_layers), len(layers)):
+        for index in range(len(layers) - len(top), len(layers)):
             for number, variable in enumerate(layers[index].weights):
                 state = np.random.SeedSequence([int(seed), index, number]).generate_state(1)
                 variable.assign(_initial_value(layers[index], variable, int(state[0] >> 1)))

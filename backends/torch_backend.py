@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import copy
 import difflib
-import inspect
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xaibench.backend import Backend, ImageSpec
+from xaibench.backend import Backend, ImageSpec, check_checkpoint_shapes, replaced_atomically
 from xaibench.errors import ConfigError, MissingFrameworkError, UnsupportedModelError, XaibenchError
 
 try:
@@ -30,14 +28,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise MissingFrameworkError("torch", "torch") from exc
 
 from backends import _torch_checks
-from backends._shap_native import (explain_by_class, expected_outputs,
+from backends._shap_native import (additivity_gap, explain_by_class,
                                    global_numpy_rng_preserved, spread_to_image)
-
-#: DeepLIFT additivity tolerance: max |sum(phi) - (f(x) - E[f(bg)])| must stay below
-#: ``_ADD_ATOL + _ADD_RTOL * scale`` (scale = largest |output| involved). float32 DeepLIFT is
-#: exact to ~1e-6 relative; an unsupported operation typically misses by 1e-2 or more.
-_ADD_RTOL = 1e-3
-_ADD_ATOL = 1e-5
 
 
 class _OutputColumn(nn.Module):
@@ -55,15 +47,13 @@ class _OutputColumn(nn.Module):
 def _check_additivity(cls: int, phi: np.ndarray, fx: np.ndarray, expected: float,
                       unrecognised: list[str]) -> None:
     """Raise UnsupportedModelError when DeepLIFT values do not sum to f(x) - E[f(bg)]."""
-    gap = np.abs(phi.reshape(len(phi), -1).sum(axis=1) - (fx - expected))
-    scale = max(float(np.abs(fx).max()), abs(expected))
-    tol = _ADD_ATOL + _ADD_RTOL * scale
-    if gap.max() > tol:
+    gap, tol = additivity_gap(phi[..., None], fx[:, None], expected)
+    if gap > tol:
         hint = (f" shap passed gradients unchanged through modules it does not know: "
                 f"{', '.join(unrecognised)}." if unrecognised else "")
         raise UnsupportedModelError(
             f"'deep' attributions for output {cls} do not add up to the model output "
-            f"(max |sum(phi) - (f(x) - E[f(background)])| = {gap.max():.3g}, tolerance "
+            f"(max |sum(phi) - (f(x) - E[f(background)])| = {gap:.3g}, tolerance "
             f"{tol:.3g}): the model uses an operation shap's DeepExplainer cannot see or "
             f"handle -- typically a functional nonlinearity in forward() (F.relu, "
             f"torch.sigmoid, x.clamp(min=0), ...) instead of an nn.Module, or an in-place "
@@ -139,42 +129,20 @@ class TorchBackend(Backend):
 
     # --- native explainers --------------------------------------------------------------------
     def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
-                        background: np.ndarray | None = None,
-                        **params: Any) -> tuple[np.ndarray, ...]:
-        """(values (N, H, W, C, K), base values (N, K)) [+ layer values (N, h, w, c, K)].
-
-        Base values are the mean model outputs over ``background``. ``n_evals`` grows by the
-        number of images passed through the model, forward or forward + backward.
-        """
-        impl = {"deep": self._deep, "gradient": self._gradient}[method]
-        signature = inspect.signature(impl)
-        try:
-            signature.bind(None, None, None, **params)
-        except TypeError:
-            allowed = list(signature.parameters)[3:]
-            raise ConfigError(f"explainer '{method}' (torch) got parameters {sorted(params)}; "
-                              f"it takes background, {', '.join(allowed)}") from None
-        if background is None:
-            raise ConfigError(f"explainer '{method}' needs background=<images (B, H, W, C)>")
-        x = self.spec.check(x)
-        background = self.spec.check(background)
-        if len(background) == 0:
-            raise ConfigError(f"explainer '{method}' needs a non-empty background")
-        output_indices = np.asarray(output_indices, dtype=np.int64)
-        if output_indices.ndim != 2 or len(output_indices) != len(x):
-            raise XaibenchError(f"output_indices must be ({len(x)}, K); got {output_indices.shape}")
-        base_values = expected_outputs(self.predict(background), output_indices)
+                        background: np.ndarray, **params: Any) -> tuple[np.ndarray, ...]:
+        """As :meth:`Backend._native_explain`, with the module in eval mode; everything shap
+        attaches to it (hooks, tensors) is removed afterwards."""
         self.module.eval()
         with _torch_checks.module_state_restored(self.module):
-            values, *layer_values = impl(self._to_tensor(x), output_indices,
-                                         self._to_tensor(background), **params)
-        return (values, base_values, *layer_values)
+            return super()._native_explain(method, x, output_indices, background=background,
+                                           **params)
 
-    def _deep(self, x: torch.Tensor, output_indices: np.ndarray, bg: torch.Tensor, *,
-              check_additivity: bool = True) -> tuple[np.ndarray]:
+    def _native_deep(self, x: np.ndarray, output_indices: np.ndarray, background: np.ndarray,
+                     *, check_additivity: bool = True) -> tuple[np.ndarray]:
         """DeepLIFT per distinct class, each on a one-column view of the model."""
         import shap
 
+        x, bg = self._to_tensor(x), self._to_tensor(background)
         unrecognised = _torch_checks.check_deep_supported(self.module, bg[:1])
 
         def explain_class(cls: int, images: np.ndarray) -> np.ndarray:
@@ -197,9 +165,10 @@ class TorchBackend(Backend):
 
         return (explain_by_class(output_indices, explain_class),)
 
-    def _gradient(self, x: torch.Tensor, output_indices: np.ndarray, bg: torch.Tensor, *,
-                  nsamples: int = 200, local_smoothing: float = 0.0, seed: int = 0,
-                  layer: str | int | None = None) -> tuple[np.ndarray, ...]:
+    def _native_gradient(self, x: np.ndarray, output_indices: np.ndarray,
+                         background: np.ndarray, *, nsamples: int = 200,
+                         local_smoothing: float = 0.0, seed: int = 0,
+                         layer: str | int | None = None) -> tuple[np.ndarray, ...]:
         """Expected gradients per distinct class (shap's torch GradientExplainer).
 
         With ``layer``, in the space of that layer's output: the model is split there
@@ -207,9 +176,8 @@ class TorchBackend(Backend):
         """
         import shap
 
-        if int(nsamples) < 1:
-            raise ConfigError(f"explainer 'gradient': nsamples must be >= 1, got {nsamples}")
         nsamples, seed = int(nsamples), int(seed) % 2**32
+        x, bg = self._to_tensor(x), self._to_tensor(background)
         model: nn.Module = self.module
         if layer is not None:
             name, module = self._resolve_layer(layer, x[:1])
@@ -292,35 +260,16 @@ class TorchBackend(Backend):
                  **arch_params: Any) -> "TorchBackend":
         from backends.zoo import torch_models
 
-        builder = torch_models.BUILDERS.get(architecture)
-        if builder is None:
-            close = difflib.get_close_matches(str(architecture), list(torch_models.BUILDERS), n=3)
-            hint = f" -- did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise ConfigError(f"unknown torch architecture '{architecture}'{hint} "
-                              f"(known: {', '.join(sorted(torch_models.BUILDERS))})")
-        try:
-            inspect.signature(builder).bind(spec, **arch_params)
-        except TypeError as exc:
-            raise ConfigError(f"architecture '{architecture}': {exc}") from None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            module = builder(spec, **arch_params)
+            module = cls._zoo_model(torch_models.BUILDERS, architecture, spec, arch_params)
         return cls(module, spec)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
             seed: int) -> dict[str, list[float]]:
         from tqdm.auto import tqdm
 
-        x = self.spec.check(x)
-        y = np.asarray(y)
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-            raise XaibenchError(f"labels must be integers of shape ({len(x)},); "
-                                f"got {y.dtype} {y.shape}")
-        if len(y) and (y.min() < 0 or y.max() >= self.spec.n_classes):
-            raise XaibenchError(f"labels must be in 0..{self.spec.n_classes - 1}")
-        if epochs < 0 or batch_size < 1 or lr <= 0:
-            raise ConfigError(f"need epochs >= 0, batch_size >= 1, lr > 0; "
-                              f"got {epochs}, {batch_size}, {lr}")
+        x, y = self._training_data(x, y, epochs=epochs, batch_size=batch_size, lr=lr)
         xt = self._to_tensor(x)
         yt = torch.from_numpy(y.astype(np.int64)).to(self.device)
         n = len(xt)
@@ -357,14 +306,8 @@ class TorchBackend(Backend):
         return history
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with replaced_atomically(path) as tmp:
             torch.save(self.module.state_dict(), tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def load(self, path: Path) -> None:
         path = Path(path)
@@ -376,21 +319,8 @@ class TorchBackend(Backend):
             raise XaibenchError(f"cannot read torch checkpoint {path}: {exc}") from exc
         if not isinstance(state, dict):
             raise XaibenchError(f"{path} does not hold a state_dict (got {type(state).__name__})")
-        own = self.module.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                 for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-        if missing or unexpected or wrong:
-            parts = []
-            if missing:
-                parts.append(f"missing {missing}")
-            if unexpected:
-                parts.append(f"unexpected {unexpected}")
-            if wrong:
-                parts.append(f"shape mismatch {wrong}")
-            raise XaibenchError(f"checkpoint {path} does not match the model "
-                                f"({type(self.module).__name__}): " + "; ".join(parts))
+        check_checkpoint_shapes(path, type(self.module).__name__,
+                                _shapes(self.module.state_dict()), _shapes(state))
         self.module.load_state_dict(state)
         self.module.eval()
 
@@ -402,15 +332,12 @@ class TorchBackend(Backend):
                 if next(mod.parameters(recurse=False), None) is not None]
 
     def randomized(self, n_layers: int, *, seed: int = 0) -> "TorchBackend":
-        names = self.layer_names()
-        if not 0 <= int(n_layers) <= len(names):
-            raise ConfigError(f"n_layers must be in 0..{len(names)} (layers: {names}); "
-                              f"got {n_layers}")
+        top = self._top_layers(n_layers)
         module = copy.deepcopy(self.module)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(seed))
-            for name in reversed(names[len(names) - int(n_layers):]):  # output side first
+            for name in reversed(top):  # output side first
                 layer = module.get_submodule(name)
                 if not callable(getattr(layer, "reset_parameters", None)):
                     raise UnsupportedModelError(
@@ -418,3 +345,8 @@ class TorchBackend(Backend):
                         f"cannot re-initialise it")
                 layer.reset_parameters()
         return type(self)(module, self.spec, batch_size=self.batch_size)
+
+
+def _shapes(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Entry name -> shape of every tensor in a state_dict."""
+    return {name: tuple(np.shape(value)) for name, value in state.items()}

@@ -1,18 +1,22 @@
 """The uniform backend interface: numpy NHWC float32 in, numpy out.
 
 A backend wraps one model of one framework. Framework tensors never leave it. Subclasses
-implement ``_predict_batch`` (and, for gradient methods, ``_native_explain``); everything that is
-the same for every framework — input checks, batching, evaluation counting, target resolution,
-timing, the attribution record — lives here once.
+implement ``_predict_batch`` (and, for gradient methods, ``_native_<method>``); everything that
+is the same for every framework — input checks, batching, evaluation counting, target
+resolution, base values, timing, the attribution record — lives here once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import inspect
+import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence, Union
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -21,6 +25,36 @@ from xaibench.errors import ConfigError, XaibenchError
 #: What to explain: an int k = the k highest-scoring classes of each image ("top-k"),
 #: or explicit class indices of shape (N,) or (N, K).
 Targets = Union[int, Sequence[int], np.ndarray]
+
+_Model = TypeVar("_Model")
+
+
+def check_checkpoint_shapes(path: Path, model: str, own: Mapping[str, tuple[int, ...]],
+                            saved: Mapping[str, tuple[int, ...]]) -> None:
+    """Raise XaibenchError naming the missing, unexpected and mis-shaped entries of the
+    checkpoint ``path`` (``saved``: entry name -> shape) against the ``model``'s (``own``)."""
+    wrong = [f"{k}: file {saved[k]} vs model {own[k]}" for k in own
+             if k in saved and saved[k] != own[k]]
+    parts = [f"{label} {items}" for label, items in (("missing", sorted(set(own) - set(saved))),
+                                                     ("unexpected", sorted(set(saved) - set(own))),
+                                                     ("shape mismatch", wrong)) if items]
+    if parts:
+        raise XaibenchError(f"checkpoint {path} does not match the model ({model}): "
+                            + "; ".join(parts))
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file next to ``path`` (its parent is created) for the block to write; it
+    then replaces ``path`` in one step, and is removed if the block fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -160,24 +194,70 @@ class Backend(ABC):
             layer_values=np.asarray(layer_values[0], dtype=np.float64) if layer_values else None,
         )
 
-    def native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray,
+    def native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
+                       background: np.ndarray | None = None,
                        **params: Any) -> tuple[np.ndarray, ...]:
         """Gradient-based explanation computed by the framework.
 
         Returns (values (N, H, W, C, K), base values (N, K)) and, for explanations of an
         intermediate ``layer``, a third element: the values at layer resolution (N, h, w, c, K)
-        (``values`` then holds them upsampled to the image). Backends that support
-        ``method`` (listed in ``native_methods``) override :meth:`_native_explain`.
+        (``values`` then holds them upsampled to the image). The inputs are checked here, then
+        handed to :meth:`_native_explain`.
         """
         if method not in self.native_methods:
             raise ConfigError(f"backend '{self.name}' does not implement explainer '{method}'")
-        return self._native_explain(method, x, output_indices, **params)
+        if background is None:
+            raise ConfigError(f"explainer '{method}' needs background=<images (B, H, W, C)>")
+        x = self.spec.check(x)
+        background = self.spec.check(background)
+        if len(background) == 0:
+            raise ConfigError(f"explainer '{method}': the background is empty")
+        output_indices = np.asarray(output_indices, dtype=np.int64)
+        if output_indices.ndim != 2 or len(output_indices) != len(x):
+            raise XaibenchError(f"output_indices must be ({len(x)}, K); got {output_indices.shape}")
+        return self._native_explain(method, x, output_indices, background=background, **params)
 
-    def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray,
-                        **params: Any) -> tuple[np.ndarray, ...]:
-        raise NotImplementedError
+    def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
+                        background: np.ndarray, **params: Any) -> tuple[np.ndarray, ...]:
+        """Run ``self._native_<method>(x, output_indices, background, **params)`` on checked
+        inputs; base values are the mean model outputs over ``background`` (counted evaluations).
+
+        ``_native_<method>`` returns (values,) or, for a ``layer``, (values, layer values), and
+        adds the images it passes through the model to ``n_evals`` (passes that only verify the
+        result, such as an additivity check, are not counted). A backend that knows its base
+        values in closed form overrides this method instead.
+        """
+        impl = getattr(self, f"_native_{method}")
+        signature = inspect.signature(impl)
+        try:
+            signature.bind(x, output_indices, background, **params)
+        except TypeError:
+            allowed = ["background", *list(signature.parameters)[3:]]
+            raise ConfigError(f"explainer '{method}' ({self.name}) got parameters "
+                              f"{sorted(params)}; it takes {', '.join(allowed)}") from None
+        scores = self.predict(background).astype(np.float64)
+        base_values = scores.mean(axis=0)[output_indices]
+        values, *layer_values = impl(x, output_indices, background, **params)
+        return (values, base_values, *layer_values)
 
     # --- model life cycle -------------------------------------------------------------------
+    @classmethod
+    def _zoo_model(cls, builders: Mapping[str, Callable[..., _Model]], architecture: str,
+                   spec: ImageSpec, arch_params: Mapping[str, Any]) -> _Model:
+        """``builders[architecture](spec, **arch_params)``; an unknown name or parameter raises
+        ConfigError (naming close matches) before anything is built."""
+        builder = builders.get(architecture)
+        if builder is None:
+            close = difflib.get_close_matches(str(architecture), list(builders), n=3)
+            hint = f" -- did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(f"unknown {cls.name} architecture '{architecture}'{hint} "
+                              f"(known: {', '.join(sorted(builders))})")
+        try:
+            inspect.signature(builder).bind(spec, **arch_params)
+        except TypeError as exc:
+            raise ConfigError(f"architecture '{architecture}': {exc}") from None
+        return builder(spec, **arch_params)
+
     @classmethod
     @abstractmethod
     def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
@@ -188,6 +268,21 @@ class Backend(ABC):
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
             seed: int) -> dict[str, list[float]]:
         """Train on NHWC images and int labels; return per-epoch history (e.g. loss)."""
+
+    def _training_data(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
+                       lr: float) -> tuple[np.ndarray, np.ndarray]:
+        """Checked images and labels for :meth:`fit`; bad labels or hyperparameters raise."""
+        x = self.spec.check(x)
+        y = np.asarray(y)
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+            raise XaibenchError(f"labels must be integers of shape ({len(x)},); "
+                                f"got {y.dtype} {y.shape}")
+        if len(y) and (y.min() < 0 or y.max() >= self.spec.n_classes):
+            raise XaibenchError(f"labels must be in 0..{self.spec.n_classes - 1}")
+        if epochs < 0 or batch_size < 1 or lr <= 0:
+            raise ConfigError(f"need epochs >= 0, batch_size >= 1, lr > 0; "
+                              f"got {epochs}, {batch_size}, {lr}")
+        return x, y
 
     @abstractmethod
     def save(self, path: Path) -> None:
@@ -210,3 +305,11 @@ class Backend(ABC):
         the whole model. The original backend is left untouched.
         """
         raise NotImplementedError(f"backend '{self.name}' does not support randomisation")
+
+    def _top_layers(self, n_layers: int) -> list[str]:
+        """The last ``n_layers`` of :meth:`layer_names` (output side last), range-checked."""
+        names = self.layer_names()
+        if not 0 <= int(n_layers) <= len(names):
+            raise ConfigError(f"n_layers must be in 0..{len(names)} (layers: {names}); "
+                              f"got {n_layers}")
+        return names[len(names) - int(n_layers):]

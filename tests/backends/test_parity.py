@@ -167,32 +167,33 @@ def test_gradient_converges_to_shap_torch(zoo_pair, x, bg, layer):
 
 
 # --- weight transfer ----------------------------------------------------------------------------
-@pytest.mark.parametrize("architecture", ["fmnist_cnn", "mlp"])
-def test_torch_flax_round_trip_keeps_predictions(architecture, x):
-    source = TorchBackend.from_zoo(architecture, SPEC, seed=5)
-    flax_backend = FlaxBackend.from_zoo(architecture, SPEC, seed=6)
-    transfer.copy_weights(source, flax_backend)
-    np.testing.assert_allclose(flax_backend.predict(x), source.predict(x), atol=1e-5)
-    back = TorchBackend.from_zoo(architecture, SPEC, seed=7)
-    transfer.copy_weights(flax_backend, back)
-    np.testing.assert_allclose(back.predict(x), source.predict(x), atol=1e-5)
-    for (name, theirs), ours in zip(source.module.state_dict().items(),
-                                    back.module.state_dict().values()):
-        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=name)
-
-
-@pytest.mark.parametrize("architecture", ["fmnist_cnn", "mlp"])
-def test_keras_flax_round_trip_keeps_predictions(architecture, x):
+def backend_class(framework: str) -> type:
+    """TorchBackend, or KerasBackend (the test is skipped without TensorFlow)."""
+    if framework == "torch":
+        return TorchBackend
     pytest.importorskip("tensorflow")
     from backends.keras_backend import KerasBackend
 
-    source = KerasBackend.from_zoo(architecture, SPEC, seed=5)
+    return KerasBackend
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+@pytest.mark.parametrize("architecture", ["fmnist_cnn", "mlp"])
+def test_round_trip_through_flax_keeps_predictions_and_weights(framework, architecture, x):
+    cls = backend_class(framework)
+    source = cls.from_zoo(architecture, SPEC, seed=5)
     flax_backend = FlaxBackend.from_zoo(architecture, SPEC, seed=6)
     transfer.copy_weights(source, flax_backend)
     np.testing.assert_allclose(flax_backend.predict(x), source.predict(x), atol=1e-5)
-    back = KerasBackend.from_zoo(architecture, SPEC, seed=7)
+    back = cls.from_zoo(architecture, SPEC, seed=7)
     transfer.copy_weights(flax_backend, back)
     np.testing.assert_allclose(back.predict(x), source.predict(x), atol=1e-5)
+    theirs, ours = transfer.get_weights(source), transfer.get_weights(back)
+    assert ours.keys() == theirs.keys()
+    for layer, params in theirs.items():
+        assert ours[layer].keys() == params.keys()
+        for name, value in params.items():
+            np.testing.assert_array_equal(ours[layer][name], value, err_msg=f"{layer}/{name}")
 
 
 class _TorchNormed(nn.Module):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from xaibench import ImageSpec
+from xaibench.errors import ConfigError, XaibenchError
 from xaibench.registry import backends, explainers
 from xaibench.testing import check_backend, check_explainer, sample_images
 
@@ -45,3 +46,26 @@ def test_explainer_conformance(backend, method):
     attribution = check_explainer(backend, method, additive=additive, atol=atol, **params)
     assert attribution.method == method
     assert np.abs(attribution.values).sum() > 0
+    if method in backend.native_methods:  # base values: mean outputs over the background
+        expected = backend.predict(params["background"]).astype(np.float64).mean(axis=0)
+        np.testing.assert_array_equal(attribution.base_values,
+                                      expected[attribution.output_indices])
+        assert attribution.model_evals > len(params["background"])
+
+
+@pytest.mark.parametrize("method", ["deep", "gradient"])
+def test_native_inputs_are_checked_before_the_model_runs(backend, method):
+    x, bg = sample_images(backend, 2, seed=1), sample_images(backend, 3, seed=2)
+    targets = np.zeros((2, 1), np.int64)
+    evals = backend.n_evals
+    for params, error, message in [({}, ConfigError, "needs background"),
+                                   ({"background": bg[:0]}, ConfigError, "background is empty"),
+                                   ({"background": bg[..., :0]}, XaibenchError, "expected images"),
+                                   ({"background": bg, "bogus": 1}, ConfigError,
+                                    rf"'{method}' \({backend.name}\) got parameters \['bogus'\]; "
+                                    r"it takes background")]:
+        with pytest.raises(error, match=message):
+            backend.native_explain(method, x, targets, **params)
+    with pytest.raises(XaibenchError, match=r"output_indices must be \(2, K\)"):
+        backend.native_explain(method, x, targets[:1], background=bg)
+    assert backend.n_evals == evals

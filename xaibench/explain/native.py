@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from xaibench.backend import Backend
+from xaibench.errors import ConfigError
 
 
 def deep(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
@@ -21,6 +22,8 @@ def gradient(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     With ``layer`` (a name or index) the model output is attributed to that intermediate
     layer's activations; backends that cannot do this raise ConfigError.
     """
+    if int(nsamples) < 1:
+        raise ConfigError(f"explainer 'gradient': nsamples must be >= 1, got {nsamples}")
     return backend.native_explain("gradient", x, output_indices, background=background,
                                   nsamples=nsamples, local_smoothing=local_smoothing, seed=seed,
                                   layer=layer)
