@@ -10,33 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.experiment._tiny import TINY_TOML
+
 ROOT = Path(__file__).resolve().parents[2]
-
-TINY_TOML = """
-name = "e2e"
-seed = 1
-
-[dataset]
-name = "digits"
-n_train = 300
-n_background = 5
-
-[images]
-first = 2
-
-[[models]]
-backend = "torch"
-architecture = "fmnist_cnn"
-train = { epochs = 1, batch_size = 32, lr = 1e-2 }
-
-[[explainers]]
-name = "partition"
-maskers = ["blur(3,3)"]
-params = { max_evals = 40 }
-
-[[explainers]]
-name = "deep"
-"""
 
 
 def xaibench(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
@@ -86,7 +62,7 @@ def test_run_then_resume_then_report(tmp_path):
     assert "done partition/blur(3,3)/torch:fmnist_cnn: 2 images" in first.stdout
     assert "done deep/-/torch:fmnist_cnn: 2 images" in first.stdout
     assert "2 cells finished, 0 failed, 0 already done (of 2)" in first.stdout
-    store = tmp_path / "results" / "e2e" / "store.sqlite"  # output relative to the cwd
+    store = tmp_path / "results" / "tiny" / "store.sqlite"  # output relative to the cwd
     with sqlite3.connect(store) as con:
         assert con.execute("SELECT status, COUNT(*) FROM cells GROUP BY status").fetchall() \
             == [("done", 2)]
