@@ -167,10 +167,13 @@ def _run_model(model: ModelPlan, cells: list[Cell], config: ExperimentConfig, da
     if len(image_ids) < requested:
         bar.write(f"note: {model.label}: the test split has only {len(image_ids)} of the "
                   f"{requested} images [images] asks for")
+    warmed: set[str] = set()
     for cell in cells:
         try:
             bar.write(run_cell(cell, obtained.backend, dataset, image_ids, obtained.test_scores,
-                               background, config, store))
+                               background, config, store,
+                               warm_up=cell.explainer not in warmed))
+            warmed.add(cell.explainer)
             error = None
         except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
             error = describe_error(exc)
@@ -182,8 +185,12 @@ def _run_model(model: ModelPlan, cells: list[Cell], config: ExperimentConfig, da
 
 def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarray,
              test_scores: np.ndarray, background: np.ndarray, config: ExperimentConfig,
-             store: Store) -> str:
+             store: Store, *, warm_up: bool = False) -> str:
     """Explain the selected images for ``cell``, score the metrics, store; return a summary.
+
+    With ``warm_up`` the explanation first runs once, untimed, on one image, so one-time costs
+    (numba and XLA compilation, tf.function tracing) are not charged to the first cell of an
+    explainer and timings compare across frameworks.
 
     Metrics taking a ``seed`` get the cell's seed (unless ``metric_params`` sets one); those
     with ``needs_explain_params`` get ``explain_params``: every param given to
@@ -199,6 +206,8 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
     if "background" in parameters:
         supplied["background"] = background
     explain_params = {**cell.params, **supplied}
+    if warm_up:
+        backend.explain(cell.explainer, x[:1], cell.targets, **explain_params)
     attribution = backend.explain(cell.explainer, x, cell.targets, **explain_params)
 
     rows: list[MetricRow] = []

@@ -306,3 +306,20 @@ def test_copies_explain_the_images_their_source_selects(tmp_path, monkeypatch):
     ids = {row.backend: store.load_arrays(row.cell_key)["image_ids"].tolist()
            for row in store.frame("cells").itertuples()}
     assert ids["flax"] == ids["torch"] != [0, 1, 2]  # the copy's own scores would pick image 2
+
+
+def test_first_cell_of_each_explainer_is_warmed_up_untimed(tiny, tmp_path, monkeypatch):
+    from xaibench.backend import Backend
+
+    calls: list[tuple[str, int]] = []
+    real_explain = Backend.explain
+
+    def counting_explain(self, method, x, *args, **kwargs):
+        calls.append((method, len(x)))
+        return real_explain(self, method, x, *args, **kwargs)
+
+    monkeypatch.setattr(Backend, "explain", counting_explain)
+    _run(tiny, tmp_path / "out")
+    assert sorted(calls) == [("deep", 1), ("deep", 2), ("partition", 1), ("partition", 2)]
+    cells = Store(tmp_path / "out").frame("cells")
+    assert (cells["n_images"] == 2).all()
