@@ -142,9 +142,9 @@ maskers.register("constant", "xaibench.explain.maskers:constant",
 metrics.register("additivity", "xaibench.metrics.additivity:AdditivityGap",
                  description="|sum(phi) - (f(x) - base)| per image and output")
 metrics.register("deletion_auc", "xaibench.metrics.faithfulness:DeletionAUC",
-                 description="normalised AUC of the deletion (MoRF) curve")
+                 description="AUC of the deletion (MoRF) curve, class probability by default")
 metrics.register("insertion_auc", "xaibench.metrics.faithfulness:InsertionAUC",
-                 description="normalised AUC of the insertion curve (most relevant restored first)")
+                 description="AUC of the insertion curve (most relevant restored first)")
 metrics.register("abpc", "xaibench.metrics.faithfulness:ABPC",
                  description="area between the LeRF and MoRF perturbation curves")
 metrics.register("gini", "xaibench.metrics.complexity:Gini",

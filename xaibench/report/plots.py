@@ -1,10 +1,10 @@
 """Chart figures from the store: perturbation curves, cost vs faithfulness, agreement, MPRT.
 
 Curves are of the top-1 explained output, pooled over a configuration's seeds, one panel per
-backend (a colour per method, alike in every panel): perturbation curves as median and
-interquartile band over images (normalised scores are heavy-tailed where a replacement removes
-little evidence), MPRT curves as mean and 95 % confidence band. A figure whose data the store
-lacks is not drawn (None). Each is written as PNG and SVG.
+backend (a colour per method, alike in every panel): perturbation curves in the space they
+were stored in as median and interquartile band over images (normalised scores are heavy-tailed
+where a replacement removes little evidence), MPRT curves as mean and 95 % confidence band. A
+figure whose data the store lacks is not drawn (None). Each is written as PNG and SVG.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xaibench.metrics.faithfulness import CURVE_ARRAYS, normalised_curves
+from xaibench.metrics.faithfulness import CURVE_ARRAYS, CURVE_SPACES, normalised_curves
 from xaibench.metrics.randomisation import MPRT_ARRAY, MPRT_LAYERS
 from xaibench.report.figures import save
 from xaibench.report.tables import IDENTITY, Results, ci95, config_labels, summary_table
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 #: faithfulness metrics for the cost scatter, in order of preference
 FAITHFULNESS = ("abpc", "deletion_auc", "insertion_auc")
 _MARKERS = ("o", "s", "^", "D")
+#: y axis of the perturbation curves per space (score curves are drawn normalised)
+_CURVE_AXES = {"probability": "probability of the explained class",
+               "score": "(f − f(∅)) / |f(x) − f(∅)|"}
 
 
 def _styles(results: Results, dataset: str) -> dict[str, dict[str, object]]:
@@ -96,9 +99,10 @@ def _new_figure(width: float, height: float):
 
 
 def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
-    """Write the normalised deletion (top row) and insertion curves (bottom row) of
-    ``dataset``'s configurations, a column per backend (stored arrays :data:`CURVE_ARRAYS`);
-    None when no cell stored them."""
+    """Write the deletion (top row) and insertion curves (bottom row) of ``dataset``'s
+    configurations, a column per backend (stored arrays :data:`CURVE_ARRAYS`), probabilities as
+    they are and scores normalised (stores without :data:`CURVE_SPACES` hold scores); None when
+    no cell stored them."""
     pooled = {kind: _pooled(results, dataset, name) for kind, name in CURVE_ARRAYS.items()}
     lines = _lines(results, dataset)
     lines = lines[lines["label"].isin({label for curves in pooled.values() for label in curves})]
@@ -108,23 +112,28 @@ def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     figure = _new_figure(1.5 + 3.6 * len(backends), 7.5)
     axes = figure.subplots(2, len(backends), sharex=True, sharey="row", squeeze=False)
     for row, (kind, curves) in zip(axes, pooled.items()):
+        spaces = {label: str(arrays.get(CURVE_SPACES[kind], "score"))
+                  for label, (_, arrays) in curves.items()}
         for ax, backend in zip(row, backends):
             for line in lines[lines["backend"] == backend].itertuples():
                 if line.label in curves:
                     raw = curves[line.label][0]
-                    _band(ax, np.linspace(0, 1, raw.shape[-1]),
-                          _median_iqr(normalised_curves(raw, kind)), line.colour, line.method)
+                    shown = raw if spaces[line.label] == "probability" else \
+                        normalised_curves(raw, kind)
+                    _band(ax, np.linspace(0, 1, raw.shape[-1]), _median_iqr(shown), line.colour,
+                          line.method)
             ax.axhline(0, color="0.5", lw=0.8)
             ax.set(xlim=(0, 1))
             ax.grid(alpha=0.3)
         better = "lower" if kind == "deletion" else "higher"
-        row[0].set_ylabel(f"{kind}: (f − f(∅)) / |f(x) − f(∅)|\n({better} area is better)")
+        axis = " or ".join(_CURVE_AXES[space] for space in sorted(set(spaces.values())))
+        row[0].set_ylabel(f"{kind}: {axis}\n({better} area is better)")
     for ax, backend in zip(axes[0], backends):
         ax.set_title(backend)
     for ax in axes[-1]:
         ax.set_xlabel("fraction of pixels removed / restored\n(most relevant first)")
     _legend(figure, axes, columns=4)
-    figure.suptitle(f"{dataset}: normalised perturbation curves of the top-1 output\n"
+    figure.suptitle(f"{dataset}: perturbation curves of the top-1 output\n"
                     "(median and interquartile range over images)", fontsize=11)
     return save(figure, path)
 

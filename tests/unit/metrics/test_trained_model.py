@@ -39,13 +39,22 @@ def _mean(metric, trained, attribution, **kwargs) -> float:
     return float(np.nanmean(metric(backend, data.x_test, attribution, **kwargs)))
 
 
+#: required margin over random (ABPC, deletion AUC) per curve space; probability-space AUCs
+#: lie in [0, 1] (measured: ABPC deep 0.24 / partition 0.33 vs random -0.01; deletion 0.20 /
+#: 0.24 vs 0.40), score-space ones are normalised by f(x) - f(empty) and larger
+MARGINS = {"probability": (0.15, 0.1), "score": (0.3, 0.2)}
+
+
+@pytest.mark.parametrize("space", sorted(MARGINS))
 @pytest.mark.parametrize("method", ["deep", "partition"])
-def test_explainers_are_more_faithful_than_random(trained, attributions, method):
+def test_explainers_are_more_faithful_than_random(trained, attributions, method, space):
+    abpc_margin, deletion_margin = MARGINS[space]
     kwargs = {"masker": "blur(4,4)"}
-    assert _mean(ABPC(), trained, attributions[method], **kwargs) > \
-        _mean(ABPC(), trained, attributions["random"], **kwargs) + 0.3
-    assert _mean(DeletionAUC(), trained, attributions[method], **kwargs) < \
-        _mean(DeletionAUC(), trained, attributions["random"], **kwargs) - 0.2
+    abpc, deletion = ABPC(space=space), DeletionAUC(space=space)
+    assert _mean(abpc, trained, attributions[method], **kwargs) > \
+        _mean(abpc, trained, attributions["random"], **kwargs) + abpc_margin
+    assert _mean(deletion, trained, attributions[method], **kwargs) < \
+        _mean(deletion, trained, attributions["random"], **kwargs) - deletion_margin
 
 
 @pytest.mark.parametrize("method", ["deep", "partition"])

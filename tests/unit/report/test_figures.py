@@ -11,10 +11,13 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 from matplotlib.text import Text
 
-from tests.unit.report._store import DATASET, K, N_IMAGES, build_store, cell_arrays, cell_record
+from tests.unit.report._store import (DATASET, K, N_IMAGES, build_store, cell_arrays, cell_record,
+                                     extra_arrays)
 from xaibench.experiment.store import Store
 from xaibench.report import (Results, agreement_figure, agreement_table, curves_figure,
                              mprt_figure, runtime_figure, topk_figure)
+from xaibench.metrics.faithfulness import normalised_curves
+from xaibench.report import plots
 from xaibench.report.plots import _callouts, _lines, faithfulness_metric, pareto_front
 
 DRAWN = {"topk": topk_figure, "curves": curves_figure, "runtime": runtime_figure,
@@ -56,6 +59,29 @@ def test_figures_without_their_data_are_not_drawn(tmp_path):
         assert draw(results, DATASET, tmp_path / f"{name}.png") is None, name
     assert not list(tmp_path.glob("*.png"))
     assert faithfulness_metric(results) is None
+
+
+@pytest.mark.parametrize("space", ["probability", "score", None])  # None: an older store
+def test_curves_are_drawn_in_the_space_they_were_stored_in(tmp_path, monkeypatch, space):
+    arrays = cell_arrays(np.zeros((N_IMAGES, K)), (8, 8, 1), seed=0)
+    extras = extra_arrays(arrays, quality=0.5, seed=0)
+    curves = {kind: extras[f"{kind}_curve"] for kind in ("deletion", "insertion")}
+    if space == "probability":
+        curves = {kind: 1 / (1 + np.exp(-curve)) for kind, curve in curves.items()}
+    if space is not None:
+        arrays |= {f"{kind}_curve_space": np.array(space) for kind in curves}
+    store = Store(tmp_path)
+    store.put_cell(cell_record("torch", "deep", None, {}),
+                   arrays | {f"{kind}_curve": curve for kind, curve in curves.items()})
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda figure, path: figures.append(figure) or path)
+    assert curves_figure(Results.load(tmp_path), DATASET, tmp_path / "curves.png")
+    for ax, (kind, curve) in zip(figures[0].axes, curves.items()):
+        shown = curve[:, 0] if space == "probability" else normalised_curves(curve[:, 0], kind)
+        np.testing.assert_allclose(ax.lines[0].get_ydata(), np.median(shown, axis=0))
+        label = "probability of the explained class" if space == "probability" else \
+            "(f − f(∅)) / |f(x) − f(∅)|"
+        assert ax.get_ylabel().startswith(f"{kind}: {label}\n")
 
 
 def test_pareto_front():
