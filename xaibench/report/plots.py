@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 FAITHFULNESS = ("abpc", "deletion_auc", "insertion_auc")
 _MARKERS = ("o", "s", "^", "D")
 #: y axis of the perturbation curves per space (score curves are drawn normalised)
-_CURVE_AXES = {"probability": "probability of the explained class",
+_CURVE_AXES = {"probability": "p(explained class)",
                "score": "(f − f(∅)) / |f(x) − f(∅)|"}
 
 
@@ -127,7 +127,7 @@ def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
             ax.grid(alpha=0.3)
         better = "lower" if kind == "deletion" else "higher"
         axis = " or ".join(_CURVE_AXES[space] for space in sorted(set(spaces.values())))
-        row[0].set_ylabel(f"{kind}: {axis}\n({better} area is better)")
+        row[0].set_ylabel(f"{kind}\n{axis}\n({better} area is better)")
     for ax, backend in zip(axes[0], backends):
         ax.set_title(backend)
     for ax in axes[-1]:

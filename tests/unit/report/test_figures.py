@@ -79,9 +79,9 @@ def test_curves_are_drawn_in_the_space_they_were_stored_in(tmp_path, monkeypatch
     for ax, (kind, curve) in zip(figures[0].axes, curves.items()):
         shown = curve[:, 0] if space == "probability" else normalised_curves(curve[:, 0], kind)
         np.testing.assert_allclose(ax.lines[0].get_ydata(), np.median(shown, axis=0))
-        label = "probability of the explained class" if space == "probability" else \
+        label = "p(explained class)" if space == "probability" else \
             "(f − f(∅)) / |f(x) − f(∅)|"
-        assert ax.get_ylabel().startswith(f"{kind}: {label}\n")
+        assert ax.get_ylabel().startswith(f"{kind}\n{label}\n")
 
 
 def test_pareto_front():
