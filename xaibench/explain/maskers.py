@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from typing import Any
+from typing import Any, Callable
 
 from xaibench.errors import ConfigError
 
@@ -64,12 +64,7 @@ def blur(shape: tuple[int, int, int], kx: int = DEFAULT_BLUR_KERNEL[0],
 
 
 def constant(shape: tuple[int, int, int], value: float = 0.0) -> Any:
-    """Hidden pixels set to ``value`` — a fixed background, the reference for exact tests.
-
-    Not registered yet: reachable through :func:`make_masker` once ``xaibench.registry``
-    registers ``"constant"`` (``maskers.register("constant", "xaibench.explain.maskers:constant",
-    ...)``); until then build it directly and pass the object as ``masker=``.
-    """
+    """Hidden pixels set to ``value`` — a fixed background, the reference for exact tests."""
     shape = check_image_shape(shape)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"constant masker value must be a finite number, got {value!r}")
@@ -140,25 +135,31 @@ def parse_masker_spec(spec: str) -> tuple[str, tuple[int | float, ...], dict[str
     return name, tuple(args), kwargs
 
 
-def make_masker(spec: str, image_shape: tuple[int, int, int]) -> Any:
-    """Build the shap masker named by ``spec`` for images of ``image_shape`` (H, W, C).
-
-    ``"blur(8,8)"`` -> ``registry.maskers.get("blur")(image_shape, 8, 8)``. Unknown names and
-    arguments the factory does not take raise ConfigError.
-    """
+def resolve_masker_spec(spec: str) -> tuple[str, Callable[..., Any], tuple, dict[str, Any]]:
+    """(name, factory, args, kwargs) of ``spec``, checked without building anything: unknown
+    names and arguments the factory does not take raise ConfigError."""
     from xaibench.registry import maskers
 
     name, args, kwargs = parse_masker_spec(spec)
-    shape = check_image_shape(image_shape)
     factory = maskers.get(name)
-    params = list(inspect.signature(factory).parameters.values())[1:]
-    accepted = ", ".join(p.name if p.default is inspect.Parameter.empty
-                         else f"{p.name}={p.default!r}" for p in params)
+    signature = inspect.signature(factory)
     try:
-        inspect.signature(factory).bind(shape, *args, **kwargs)
+        signature.bind(None, *args, **kwargs)
     except TypeError as exc:
+        accepted = ", ".join(p.name if p.default is inspect.Parameter.empty
+                             else f"{p.name}={p.default!r}"
+                             for p in list(signature.parameters.values())[1:])
         raise ConfigError(f"masker spec {spec!r}: {exc} — {name} takes ({accepted})") from None
-    return factory(shape, *args, **kwargs)
+    return name, factory, args, kwargs
+
+
+def make_masker(spec: str, image_shape: tuple[int, int, int]) -> Any:
+    """Build the shap masker named by ``spec`` for images of ``image_shape`` (H, W, C).
+
+    ``"blur(8,8)"`` -> ``registry.maskers.get("blur")(image_shape, 8, 8)``.
+    """
+    _, factory, args, kwargs = resolve_masker_spec(spec)
+    return factory(check_image_shape(image_shape), *args, **kwargs)
 
 
 def n_features(image_shape: tuple[int, int, int]) -> int:
