@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from xaibench.backend import Backend, ImageSpec, check_checkpoint_shapes, replaced_atomically
+from xaibench._files import replaced_atomically
+from xaibench.backend import Backend, ImageSpec, check_checkpoint_shapes
 from xaibench.errors import ConfigError, MissingFrameworkError, UnsupportedModelError, XaibenchError
 
 try:

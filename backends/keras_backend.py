@@ -32,7 +32,8 @@ import tensorflow as tf  # noqa: E402
 
 from backends._shap_native import (explain_by_class, global_numpy_rng_preserved,  # noqa: E402
                                    spread_to_image)
-from xaibench.backend import Backend, ImageSpec, replaced_atomically  # noqa: E402
+from xaibench._files import replaced_atomically  # noqa: E402
+from xaibench.backend import Backend, ImageSpec  # noqa: E402
 from xaibench.errors import ConfigError, UnsupportedModelError, XaibenchError  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":

@@ -8,15 +8,13 @@ resolution, base values, timing, the attribution record — lives here once.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import inspect
-import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence, TypeVar, Union
+from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -41,20 +39,6 @@ def check_checkpoint_shapes(path: Path, model: str, own: Mapping[str, tuple[int,
     if parts:
         raise XaibenchError(f"checkpoint {path} does not match the model ({model}): "
                             + "; ".join(parts))
-
-
-@contextlib.contextmanager
-def replaced_atomically(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """A temporary file next to ``path`` (its parent is created) for the block to write; it
-    then replaces ``path`` in one step, and is removed if the block fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ Two processes downloading the same ``dest`` at the same time are not coordinated
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -21,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from xaibench._files import sha256_file
 from xaibench.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -29,15 +29,6 @@ _CHUNK = 1 << 20
 _USER_AGENT = "xaibench-data/0.1 (+python urllib)"
 
 Progress = Callable[[int, "int | None"], None]
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = _CHUNK) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def part_path(dest: Path) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ import numpy as np
 
 from xaibench import registry
 from xaibench.backend import Backend
-from xaibench.data._download import sha256_file
+from xaibench._files import replaced_atomically, sha256_file, write_atomic
 from xaibench.data.base import Dataset
 from xaibench.errors import XaibenchError
 from xaibench.experiment.plan import ModelPlan
@@ -190,28 +189,12 @@ def _sidecar_problem(model: ModelPlan, path: Path, sidecar_path: Path) -> str | 
 def _save(backend: Backend, model: ModelPlan, path: Path, train_seconds: float,
           history: dict[str, list[float]]) -> None:
     """Write the checkpoint, then its sidecar, each atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replaced_atomically(path) as tmp:
         backend.save(tmp)
         digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     sidecar = {"model": _identity(model), "sha256": digest, "train_seconds": train_seconds,
                "history": history, "backend_class": type(backend).__qualname__,
                "created": time.time()}
-    _write_atomic(path.with_suffix(".json"), json.dumps(sidecar, indent=1).encode())
+    write_atomic(path.with_suffix(".json"), json.dumps(sidecar, indent=1).encode())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

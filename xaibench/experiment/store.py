@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import sqlite3
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -24,6 +22,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from xaibench._files import write_atomic
 from xaibench.errors import DataError
 
 _SCHEMA = """
@@ -171,16 +170,7 @@ class Store:
         np.savez_compressed(buffer, **arrays)
         data = buffer.getvalue()
         file_name = f"{cell_key}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.arrays_dir, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.arrays_dir / file_name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.arrays_dir / file_name, data)
         return file_name, hashlib.sha256(data).hexdigest()
 
     # --- reading ------------------------------------------------------------------------------
