@@ -3,70 +3,101 @@
     xaibench list                          registered backends, models, datasets, explainers ...
     xaibench data fetch fashion-mnist      download (and verify) a dataset
     xaibench validate CONFIG               check an experiment file, run nothing
-    xaibench run CONFIG [--output DIR]     run (or resume) an experiment
+    xaibench run CONFIG [--output DIR] [--replace]   run (or resume) an experiment
     xaibench report RESULTS_DIR [--format md,csv,html] [--screenshot PNG]
     xaibench compare RESULTS_A RESULTS_B   leaderboards of two runs side by side
 
-Errors raised on purpose (XaibenchError) print one line and exit with status 2; a run in which
-some cells failed exits with status 1. Heavy modules are imported only by the commands that
-need them, so ``--help`` and ``list`` stay fast.
+Exit status: 0 done; 1 a run in which some cells failed; 2 an error, printed as one line
+``xaibench: error: ...`` (an unexpected exception too, with a hint to ``--debug``, which shows
+the traceback); 130 interrupted by Ctrl-C, 143 by SIGTERM (finished cells stay stored).
+Heavy modules are imported only by the commands that need them, so ``--help`` and ``list``
+stay fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
+import traceback
 from pathlib import Path
 from typing import Sequence
 
 from xaibench import __version__, registry
-from xaibench.errors import ConfigError, XaibenchError
+from xaibench.errors import ConfigError, TerminatedError, XaibenchError
+
+_RESUME = "finished cells are stored; run again to resume"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     try:
         return args.command(args)
-    except XaibenchError as exc:
-        print(f"xaibench: error: {exc}", file=sys.stderr)
-        return 2
+    except TerminatedError:
+        print(f"xaibench: terminated by SIGTERM ({_RESUME})", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("xaibench: interrupted (finished cells are stored; run again to resume)",
-              file=sys.stderr)
+        print(f"xaibench: interrupted ({_RESUME})", file=sys.stderr)
         return 130
+    except XaibenchError as exc:
+        if debug:
+            traceback.print_exc()
+        _error(str(exc))
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: one line unless --debug
+        if debug:
+            raise
+        _error(f"unexpected {traceback.format_exception_only(exc)[-1].strip()} "
+               f"(run with --debug for the traceback)")
+        return 2
+
+
+def _error(message: str) -> None:
+    """Print ``message`` as the one line ``xaibench: error: ...``."""
+    print("xaibench: error: " + " ".join(line.strip() for line in message.splitlines()),
+          file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
+    debug = argparse.ArgumentParser(add_help=False)  # --debug before or after the command
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback of an error")
     parser = argparse.ArgumentParser(
-        prog="xaibench", description="Compare SHAP explainers and maskers across PyTorch, "
-                                     "Keras and JAX/Flax.")
+        prog="xaibench", parents=[debug], description="Compare SHAP explainers and maskers "
+                                                       "across PyTorch, Keras and JAX/Flax.")
     parser.add_argument("--version", action="version", version=f"xaibench {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    add = functools.partial(commands.add_parser, parents=[debug])
 
-    listing = commands.add_parser("list", help="list registered names and their availability")
+    listing = add("list", help="list registered names and their availability")
     listing.set_defaults(command=_list)
 
-    data = commands.add_parser("data", help="dataset files")
+    data = add("data", help="dataset files")
     data_commands = data.add_subparsers(metavar="ACTION", required=True)
-    fetch = data_commands.add_parser("fetch", help="download and verify a dataset's files")
+    fetch = data_commands.add_parser("fetch", parents=[debug],
+                                     help="download and verify a dataset's files")
     fetch.add_argument("dataset", help="dataset name, e.g. fashion-mnist")
     fetch.add_argument("--dest", type=Path, help="folder to download into "
                                                  "(default: the dataset's own choice)")
     fetch.set_defaults(command=_fetch)
 
-    validate = commands.add_parser("validate", help="check an experiment file without running")
+    validate = add("validate", help="check an experiment file without running")
     validate.add_argument("config", type=Path, help="experiment TOML file")
     validate.set_defaults(command=_validate)
 
-    run = commands.add_parser("run", help="run or resume an experiment")
+    run = add("run", help="run or resume an experiment")
     run.add_argument("config", type=Path, help="experiment TOML file")
     run.add_argument("--output", type=Path, help="results directory (overrides the config)")
+    run.add_argument("--replace", action="store_true",
+                     help="discard the results the directory holds (of another configuration "
+                          "or data) and run afresh")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(command=_run)
 
-    report = commands.add_parser("report", help="render tables and figures from a results store")
+    report = add("report", help="render tables and figures from a results store")
     report.add_argument("results_dir", type=Path, help="results directory of a run")
     report.add_argument("--format", default="md,csv,html",
                         help="comma-separated formats: md, csv, tex, html (default: md,csv,html)")
@@ -74,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="also save a screenshot of report.html taken in headless Chromium")
     report.set_defaults(command=_report)
 
-    compare = commands.add_parser("compare", help="diff the leaderboards of two runs")
+    compare = add("compare", help="diff the leaderboards of two runs")
     compare.add_argument("results_a", type=Path, help="results directory of run a")
     compare.add_argument("results_b", type=Path, help="results directory of run b")
     compare.set_defaults(command=_compare)
@@ -123,7 +154,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from xaibench.report import summary_text
 
-    summary = run(load_config(args.config), args.output, progress=not args.no_progress)
+    summary = run(load_config(args.config), args.output, progress=not args.no_progress,
+                  replace=args.replace)
     print(summary_text(summary.output))
     print(summary)
     for label, error in summary.failures:
@@ -134,15 +166,17 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from xaibench import report
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    formats = report.parse_formats(args.format)
+    if args.screenshot and "html" not in formats:
+        raise ConfigError(f"--screenshot needs the html format; add html to --format "
+                          f"{args.format}")
     _require_store(args.results_dir)
+    _note_unfinished(args.results_dir)
     for path in report.render(args.results_dir, formats=formats):
         print(path)
     if args.screenshot:
-        html = args.results_dir / "report.html"
-        if "html" not in formats:
-            raise ConfigError("--screenshot needs the html format")
-        print(f"screenshot: {report.screenshot(html, args.screenshot)}")
+        shot = report.screenshot(args.results_dir / "report.html", args.screenshot)
+        print(f"screenshot: {shot}")
     return 0
 
 
@@ -156,9 +190,22 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _require_store(results_dir: Path) -> None:
+    if not results_dir.exists():
+        raise ConfigError(f"results directory {results_dir} does not exist; run "
+                          f"`xaibench run CONFIG --output {results_dir}` first")
     if not (results_dir / "store.sqlite").is_file():
         raise ConfigError(f"{results_dir} holds no results store (store.sqlite); "
                           f"run `xaibench run CONFIG --output {results_dir}` first")
+
+
+def _note_unfinished(results_dir: Path) -> None:
+    """Say on stderr when the store's last run is still running or was interrupted."""
+    from xaibench.experiment.store import Store
+    from xaibench.report import run_status_note
+
+    note = run_status_note(Store(results_dir))
+    if note:
+        print(f"xaibench: note: {note}", file=sys.stderr)
 
 
 if __name__ == "__main__":

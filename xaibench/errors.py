@@ -24,3 +24,7 @@ class MissingFrameworkError(XaibenchError, ImportError):
 
 class UnsupportedModelError(XaibenchError):
     """A model uses a layer or pattern that an explainer cannot handle correctly."""
+
+
+class TerminatedError(KeyboardInterrupt):
+    """The process received SIGTERM during a run; handled like Ctrl-C (finished work kept)."""

@@ -76,7 +76,7 @@ def test_run_then_resume_then_report(tmp_path):
     assert report.returncode == 0, report.stderr
     assert (store.parent / "report.csv").is_file()
     missing = xaibench("report", str(tmp_path / "nothing"), cwd=tmp_path, cache=cache)
-    assert missing.returncode == 2 and "holds no results store" in missing.stderr
+    assert missing.returncode == 2 and "nothing does not exist; run `xaibench run" in missing.stderr
 
 
 def test_data_fetch_calls_the_dataset_fetcher(tmp_path, monkeypatch, capsys):

@@ -1,28 +1,39 @@
 """Run an experiment: obtain each model, explain its selected test images cell by cell, store.
 
 Cells already ``done`` in the results store are skipped, so an interrupted run resumes where it
-stopped; failed cells are retried. A cell that raises is recorded as failed with its error and
-the grid goes on; ``KeyboardInterrupt`` stops the run (finished cells stay stored).
+stopped; failed cells are retried, done cells whose arrays are missing or corrupt recomputed. A
+cell that raises is recorded as failed with its error and the grid goes on;
+``KeyboardInterrupt`` and SIGTERM stop the run (finished cells stay stored, status "aborted").
+One run at a time writes a results directory (a lock; a second run is refused naming the
+first's pid), and a directory holds the results of one configuration and data only: a run of
+another is refused unless ``replace`` discards the old results.
 
 A copied model (``weights_from``) is built from its source model (obtained first, and kept in
 memory while copies of it are pending) and explains the test images selected by the *source's*
 predictions, so every model of a parity experiment explains the same images.
 
-Store meta written: ``config`` (TOML text), ``name``, ``versions``, ``platform``, ``status``
-(running / finished / aborted), ``started_at`` (first run into this store), ``finished_at``
-(last run) and ``duration_seconds`` (summed over all runs into this store).
+Store meta written: ``config`` (TOML text), ``resolved_config`` (what identifies the results,
+see :func:`resolved_config`), ``name``, ``versions``, ``platform``, ``status`` (running /
+finished / aborted), ``pid`` (of the last run), ``class_names``, ``started_at`` (first run
+into this store), ``finished_at`` (last run) and ``duration_seconds`` (summed over all runs
+into this store).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import json
+import os
 import platform
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,11 +43,12 @@ from tqdm.auto import tqdm
 from xaibench import registry
 from xaibench.backend import Backend
 from xaibench.data.base import Dataset
-from xaibench.errors import ConfigError, XaibenchError
+from xaibench.errors import ConfigError, TerminatedError, XaibenchError
 from xaibench.experiment.checkpoints import ObtainedModel, copy_model, obtain_model
 from xaibench.experiment.config import ExperimentConfig, ImagesConfig, explainer_parameters
-from xaibench.experiment.plan import Cell, ModelPlan, Plan, make_plan
-from xaibench.experiment.store import CellRecord, MetricRow, Store
+from xaibench.experiment.plan import Cell, ModelPlan, Plan, data_fingerprint, make_plan
+from xaibench.experiment.store import (CellRecord, MetricRow, Store, check_writable, discard,
+                                       locked)
 from xaibench.metrics.base import MetricContext
 
 #: distributions whose versions are recorded with the results (when installed)
@@ -63,50 +75,150 @@ class RunSummary:
 
 
 def run(config: ExperimentConfig, output: str | Path | None = None, *, progress: bool = True,
-        cache_dir: Path | None = None) -> RunSummary:
+        cache_dir: Path | None = None, replace: bool = False) -> RunSummary:
     """Run every cell of ``config`` not yet done in the store at ``output`` (or config.output).
 
-    ``cache_dir`` overrides the checkpoint cache root (see :mod:`.checkpoints`).
+    The results directory is checked (writable) and locked first; ``replace`` discards the
+    results it holds. The dataset is loaded and planned with its fingerprint; a store holding
+    results of another configuration is refused (see :func:`refuse_other_config`), and done
+    cells whose arrays are missing or corrupt are computed again. ``cache_dir`` overrides the
+    checkpoint cache root (see :mod:`.checkpoints`).
     """
     started = time.time()
-    plan = make_plan(config)
     out = Path(output if output is not None else config.output)
-    store = Store(out)
-    done = store.done_keys()
-    pending = [cell for cell in plan.cells if cell.key not in done]
-    previous_seconds = store.get_meta("duration_seconds", 0.0)
-    for key, value in {"config": config.source, "name": config.name, "status": "running",
-                       "started_at": store.get_meta("started_at", started),
-                       **environment()}.items():
-        store.set_meta(key, value)
-    failures: list[tuple[str, str]] = []
-    n_finished = 0
-    status = "aborted"
-    try:
-        if pending:
-            dataset = load_dataset(config)
-            store.set_meta("class_names", {**store.get_meta("class_names", {}),
-                                           config.dataset.name: list(dataset.class_names)})
-            background = select_background(config, dataset)
-            models = _Models(plan, pending, dataset, cache_dir)
-            with tqdm(total=len(pending), desc=config.name, unit="cell",
-                      disable=not progress) as bar:
-                for model in plan.models:
-                    cells = [cell for cell in pending if cell.model.key == model.key]
-                    for cell, error in _run_model(model, cells, config, dataset, background,
-                                                  store, models, bar):
-                        if error is None:
-                            n_finished += 1
-                        else:
-                            failures.append((cell.label, error))
-        status = "finished"
-    finally:
-        finished = time.time()
-        for key, value in {"finished_at": finished, "status": status,
-                           "duration_seconds": previous_seconds + finished - started}.items():
-            store.set_meta(key, value)
+    check_writable(out)
+    with locked(out), _sigterm_interrupts():
+        if replace:
+            discard(out)
+        store = Store(out)
+        dataset = load_dataset(config)
+        fingerprint = data_fingerprint(dataset, config.dataset.n_train)
+        plan, resolved = make_plan(config, fingerprint), resolved_config(config, fingerprint)
+        refuse_other_config(store, plan, resolved)
+        pending = _pending(store, plan)
+        previous_seconds = _record_start(store, config, resolved, dataset, started)
+        n_finished, failures, status = 0, [], "aborted"
+        try:
+            n_finished, failures = _run_pending(plan, pending, config, dataset, store,
+                                                cache_dir, progress)
+            status = "finished"
+        finally:
+            finished = time.time()
+            for key, value in {"finished_at": finished, "status": status,
+                               "duration_seconds": previous_seconds + finished - started}.items():
+                store.set_meta(key, value)
     return RunSummary(output=out, n_cells=len(plan.cells), n_skipped=len(plan.cells) - len(pending),
                       n_finished=n_finished, failures=tuple(failures), seconds=finished - started)
+
+
+def resolved_config(config: ExperimentConfig, fingerprint: str | None) -> dict[str, Any]:
+    """What identifies a run's results: the config as resolved (without name, output and
+    source text) and the data's fingerprint, JSON-shaped."""
+    fields = {key: value for key, value in asdict(config).items()
+              if key not in ("name", "output", "source")}
+    return json.loads(json.dumps({**fields, "data": fingerprint}, default=str))
+
+
+def refuse_other_config(store: Store, plan: Plan, resolved: dict[str, Any]) -> None:
+    """ConfigError if ``store`` holds models or cells that ``plan`` lacks (results of an
+    edited config or of changed data), naming what differs; they would be pooled with the
+    plan's. Adding models or explainers keeps every stored result in the plan: that resumes."""
+    model_keys, cell_keys = store.keys()
+    stale = len(model_keys - {m.key for m in plan.models}) + \
+        len(cell_keys - {c.key for c in plan.cells})
+    if not stale:
+        return
+    differ = differences(store.get_meta("resolved_config"), resolved)
+    raise ConfigError(f"{store.root} holds {stale} result(s) of another configuration "
+                      f"(differs in: {', '.join(differ) or 'how results are keyed'}); choose "
+                      f"another --output, or pass --replace to discard them")
+
+
+def differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """Dotted paths where two JSON-shaped values differ (into dicts, not lists); "the data's
+    content" for the fingerprint; ["everything (no record)"] when ``old`` is None."""
+    if old is None:
+        return ["everything (the store records no resolved config)"]
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [part for key in sorted(set(old) | set(new), key=str)
+                for part in differences(old.get(key, _ABSENT), new.get(key, _ABSENT),
+                                        f"{path}.{key}" if path else str(key))]
+    if old == new:
+        return []
+    return ["the data's content" if path == "data" else path]
+
+
+_ABSENT = "<absent>"
+
+
+def _pending(store: Store, plan: Plan) -> list[Cell]:
+    """The cells of ``plan`` not done in ``store``, and done ones whose arrays are missing or
+    fail their hash (said, and computed again)."""
+    done = store.done_keys()
+    broken = store.broken_arrays(done & {cell.key for cell in plan.cells})
+    for problem in broken.values():
+        tqdm.write(f"note: computing again the arrays of {problem}")
+    return [cell for cell in plan.cells if cell.key not in done or cell.key in broken]
+
+
+def _record_start(store: Store, config: ExperimentConfig, resolved: dict[str, Any],
+                  dataset: Dataset, started: float) -> float:
+    """Write the run's meta (status "running"); say if the previous run was interrupted;
+    return the seconds of the previous runs."""
+    if store.get_meta("status") == "running":  # this process holds the lock: it died
+        tqdm.write(f"note: the previous run (pid {store.get_meta('pid', 'unknown')}) was "
+                   f"interrupted before it finished; resuming")
+    for key, value in {"config": config.source, "name": config.name, "status": "running",
+                       "pid": os.getpid(), "resolved_config": resolved,
+                       "started_at": store.get_meta("started_at", started),
+                       "class_names": {**store.get_meta("class_names", {}),
+                                       config.dataset.name: list(dataset.class_names)},
+                       **environment()}.items():
+        store.set_meta(key, value)
+    return store.get_meta("duration_seconds", 0.0)
+
+
+def _run_pending(plan: Plan, pending: list[Cell], config: ExperimentConfig, dataset: Dataset,
+                 store: Store, cache_dir: Path | None,
+                 progress: bool) -> tuple[int, list[tuple[str, str]]]:
+    """Run the ``pending`` cells model by model; the number finished and the failures."""
+    n_finished, failures = 0, []
+    if not pending:
+        return n_finished, failures
+    background = select_background(config, dataset)
+    models = _Models(plan, pending, dataset, cache_dir)
+    with tqdm(total=len(pending), desc=config.name, unit="cell", disable=not progress) as bar:
+        for model in plan.models:
+            cells = [cell for cell in pending if cell.model.key == model.key]
+            for cell, error in _run_model(model, cells, config, dataset, background, store,
+                                          models, bar):
+                if error is None:
+                    n_finished += 1
+                else:
+                    failures.append((cell.label, error))
+    return n_finished, failures
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`TerminatedError` (a KeyboardInterrupt) once,
+    so a terminated run ends like Ctrl-C: status "aborted", finished cells kept. Signals
+    reach the main thread only; elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if not received:  # a second SIGTERM must not break the recording of the first
+            received.append(signum)
+            raise TerminatedError("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Models:

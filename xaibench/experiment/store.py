@@ -4,16 +4,25 @@ Layout of a results directory::
 
     store.sqlite        tables meta, models, cells, metrics
     arrays/<key>.npz    attribution values, images, labels ... of one cell (path + SHA-256 in cells)
+    store.lock          held (``flock``) by the run writing the directory; holds its pid
 
-Reports are rendered from this store only.
+Reports are rendered from this store only. Meta ``schema_version`` (:data:`SCHEMA_VERSION`)
+dates the layout: version 1 (no such key) keyed cells without the data's fingerprint and let
+edited configs pool their cells, so such a store is refused with the way out (``--replace``).
+A file that is not SQLite, is truncated or lacks the tables is refused with the same advice.
+Every error of the database or the files is a :class:`DataError` naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -24,6 +33,11 @@ import numpy as np
 
 from xaibench._files import write_atomic
 from xaibench.errors import DataError
+
+#: the layout written by this version; see the module notes
+SCHEMA_VERSION = 2
+LOCK_NAME = "store.lock"
+_STORE_NAME = "store.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -95,24 +109,59 @@ class MetricRow:
 
 
 class Store:
-    """The results store of one results directory."""
+    """The results store of one results directory: opened if it exists (checked: SQLite,
+    intact, this schema), else created."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.arrays_dir = self.root / "arrays"
-        self.arrays_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.root / "store.sqlite"
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
+        self.path = self.root / _STORE_NAME
+        if self.path.is_file() and self.path.stat().st_size:
+            self._check()
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with self._connect() as con:
+                con.executescript(_SCHEMA)
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                            (json.dumps(SCHEMA_VERSION),))
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30)
+        """One transaction (commit on success, roll back on error); database errors become
+        DataError naming the file and the fix."""
         try:
-            with con:  # one transaction: commit on success, roll back on error
+            con = sqlite3.connect(self.path, timeout=30)
+        except sqlite3.Error as exc:
+            raise _database_error(self.path, exc) from None
+        try:
+            with con:
                 yield con
+        except sqlite3.DatabaseError as exc:
+            raise _database_error(self.path, exc) from None
         finally:
             con.close()
+
+    def _check(self) -> None:
+        """DataError unless the file is an intact store of :data:`SCHEMA_VERSION`."""
+        with self._connect() as con:
+            problem = con.execute("PRAGMA quick_check").fetchone()[0]
+            if problem != "ok":
+                raise DataError(f"{self.path} is corrupt (SQLite: {problem}); {_START_AFRESH}")
+            missing = [f"{table}.{column}" for table, columns in _COLUMNS.items()
+                       for column in sorted(columns - _columns(con, table))]
+            if missing:
+                raise DataError(f"{self.path} is not an xaibench results store (it lacks "
+                                f"{', '.join(missing)}); {_START_AFRESH}")
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = json.loads(row[0]) if row else 1
+        if version < SCHEMA_VERSION:
+            raise DataError(f"{self.path} was written by an older xaibench (store schema "
+                            f"{version}, this version reads {SCHEMA_VERSION}: cell keys now "
+                            f"include the data's fingerprint); {_START_AFRESH}")
+        if version > SCHEMA_VERSION:
+            raise DataError(f"{self.path} was written by a newer xaibench (store schema "
+                            f"{version}, this version reads {SCHEMA_VERSION}); upgrade xaibench "
+                            f"or choose another --output")
 
     # --- meta ---------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
@@ -128,6 +177,14 @@ class Store:
         with self._connect() as con:
             row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
+
+    def run_status(self) -> str:
+        """Meta ``status`` (running, finished, aborted), or "interrupted" for a run recorded as
+        running whose process is gone (killed: the directory's lock is free)."""
+        status = self.get_meta("status", "none")
+        if status == "running" and lock_holder(self.root) is None:
+            return "interrupted"
+        return status
 
     # --- writing ------------------------------------------------------------------------------
     def put_model(self, record: ModelRecord) -> None:
@@ -170,7 +227,11 @@ class Store:
         np.savez_compressed(buffer, **arrays)
         data = buffer.getvalue()
         file_name = f"{cell_key}.npz"
-        write_atomic(self.arrays_dir / file_name, data)
+        try:
+            write_atomic(self.arrays_dir / file_name, data)
+        except OSError as exc:
+            raise DataError(f"cannot write {self.arrays_dir / file_name}: "
+                            f"{exc.strerror or exc}; {_WRITABLE.format(self.root)}") from None
         return file_name, hashlib.sha256(data).hexdigest()
 
     # --- reading ------------------------------------------------------------------------------
@@ -179,19 +240,58 @@ class Store:
         with self._connect() as con:
             return {k for (k,) in con.execute("SELECT cell_key FROM cells WHERE status='done'")}
 
-    def load_arrays(self, cell_key: str) -> dict[str, np.ndarray]:
-        """The arrays of a finished cell, verified against the stored SHA-256."""
+    def keys(self) -> tuple[set[str], set[str]]:
+        """The keys of every stored model and of every stored cell (done or failed)."""
         with self._connect() as con:
-            row = con.execute("SELECT arrays_file, arrays_sha256 FROM cells WHERE cell_key = ?",
-                              (cell_key,)).fetchone()
-        if row is None or row[0] is None:
-            raise KeyError(f"no arrays stored for cell {cell_key}")
-        path = self.arrays_dir / row[0]
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != row[1]:
-            raise DataError(f"{path}: SHA-256 does not match the store (file changed or corrupt)")
+            return ({k for (k,) in con.execute("SELECT model_key FROM models")},
+                    {k for (k,) in con.execute("SELECT cell_key FROM cells")})
+
+    def broken_arrays(self, cell_keys: set[str]) -> dict[str, str]:
+        """Of the done cells in ``cell_keys``, those whose arrays file is missing, unreadable
+        or fails its SHA-256: key -> "label: problem"."""
+        broken = {}
+        for key, label, file_name, digest in self._arrays_rows(cell_keys):
+            problem = self._read_verified(file_name, digest)
+            if isinstance(problem, str):
+                broken[key] = f"{label}: {problem}"
+        return broken
+
+    def load_arrays(self, cell_key: str) -> dict[str, np.ndarray]:
+        """The arrays of a finished cell, verified against the stored SHA-256; DataError naming
+        the cell and the fix when they are missing or changed."""
+        rows = self._arrays_rows({cell_key})
+        if not rows:
+            raise DataError(f"no arrays stored for cell {cell_key} in {self.root}")
+        _, label, file_name, digest = rows[0]
+        data = self._read_verified(file_name, digest)
+        if isinstance(data, str):
+            raise DataError(f"arrays of cell {label}: {data}; `xaibench run CONFIG --output "
+                            f"{self.root}` recomputes them")
         with np.load(io.BytesIO(data)) as npz:
             return {name: npz[name] for name in npz.files}
+
+    def _arrays_rows(self, cell_keys: set[str]) -> list[tuple[str, str, str, str]]:
+        """(key, label, arrays file, SHA-256) of the done cells among ``cell_keys``."""
+        with self._connect() as con:
+            rows = con.execute("SELECT cell_key, explainer, masker, backend, architecture, "
+                               "arrays_file, arrays_sha256 FROM cells WHERE status = 'done' "
+                               "AND arrays_file IS NOT NULL").fetchall()
+        return [(key, f"{explainer}/{masker or '-'}/{backend}:{architecture}", file_name, digest)
+                for key, explainer, masker, backend, architecture, file_name, digest in rows
+                if key in cell_keys]
+
+    def _read_verified(self, file_name: str, digest: str) -> bytes | str:
+        """The bytes of an arrays file, or why they cannot be used."""
+        path = self.arrays_dir / file_name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return f"{path} is missing"
+        except OSError as exc:
+            return f"{path} is unreadable ({exc.strerror or exc})"
+        if hashlib.sha256(data).hexdigest() != digest:
+            return f"{path} does not match its SHA-256 in the store (changed or corrupt)"
+        return data
 
     def frame(self, table: str) -> "pandas.DataFrame":  # noqa: F821
         """A whole table (models, cells or metrics) as a DataFrame, JSON columns decoded."""
@@ -207,3 +307,110 @@ class Store:
         if "higher_is_better" in df:
             df["higher_is_better"] = df["higher_is_better"].astype(bool)
         return df
+
+
+_START_AFRESH = ("move it away, or start afresh with `xaibench run CONFIG --output DIR "
+                 "--replace` (discards its results)")
+_WRITABLE = "make {} writable or choose another --output"
+
+
+def _database_error(path: Path, exc: sqlite3.Error) -> DataError:
+    """The one-line error for a failed database operation on ``path``."""
+    text = str(exc)
+    if "readonly" in text or "unable to open" in text:
+        fix = _WRITABLE.format(path.parent)
+    elif "locked" in text:
+        fix = "another process holds it; wait for it to finish"
+    else:
+        fix = _START_AFRESH
+    return DataError(f"{path}: {text}; {fix}")
+
+
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+
+
+def _schema_columns() -> dict[str, set[str]]:
+    """The columns of each table of :data:`_SCHEMA` (read from an in-memory database)."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.executescript(_SCHEMA)
+        return {table: _columns(con, table) for table in ("meta", "models", "cells", "metrics")}
+    finally:
+        con.close()
+
+
+_COLUMNS = _schema_columns()
+
+
+# --- the results directory ----------------------------------------------------------------------
+def check_writable(root: Path) -> None:
+    """Create ``root`` if needed; DataError if it is a file or cannot be written."""
+    if root.exists() and not root.is_dir():
+        raise DataError(f"results directory {root} is a file, not a directory; choose "
+                        f"another --output")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise DataError(f"cannot write to results directory {root}: {exc.strerror or exc}; "
+                        f"{_WRITABLE.format(root)}") from None
+
+
+@contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Hold ``root``'s lock (``flock`` on :data:`LOCK_NAME`, which then holds this pid) for
+    the block; DataError naming the holder if another process has it. The kernel releases
+    the lock when its process ends, however it ends, so a killed run never blocks the next."""
+    path = root / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise DataError(f"cannot create the lock file {path}: {exc.strerror or exc}; "
+                        f"{_WRITABLE.format(root)}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{root} is in use by another xaibench run (pid {_pid(path)}); "
+                            f"wait for it to finish or choose another --output") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def lock_holder(root: Path) -> str | None:
+    """The pid (as recorded) of the process holding ``root``'s lock, or None when free."""
+    try:
+        fd = os.open(root / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _pid(root / LOCK_NAME)
+    finally:
+        os.close(fd)  # also releases a shared lock taken above
+
+
+def _pid(lock_path: Path) -> str:
+    try:
+        return lock_path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def discard(root: Path) -> None:
+    """Remove the store and arrays in ``root`` (what ``--replace`` throws away)."""
+    try:
+        for name in (_STORE_NAME, f"{_STORE_NAME}-journal", f"{_STORE_NAME}-wal"):
+            (root / name).unlink(missing_ok=True)
+        if (root / "arrays").exists():
+            shutil.rmtree(root / "arrays")
+    except OSError as exc:
+        raise DataError(f"cannot discard the results in {root}: {exc.strerror or exc}; "
+                        f"{_WRITABLE.format(root)}") from None

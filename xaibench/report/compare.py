@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from xaibench.errors import DataError
 from xaibench.report._formats import Notation
 from xaibench.report.tables import (IDENTITY, ORDER, Results, config_labels, failure_table,
                                     header, leaderboard, summary_table)
@@ -37,11 +38,17 @@ def compare(run_a: "Results | str | Path", run_b: "Results | str | Path") -> "pd
     """Two runs' leaderboards side by side: one row per configuration (identity) and metric,
     with ``higher_is_better``, the means ``a`` and ``b`` (NaN where a run lacks the row),
     ``difference`` (b − a) and ``change`` ("better", "worse", "same" or "" when missing).
-    ``attrs["runs"]`` holds the two runs' directories."""
+    ``attrs["runs"]`` holds the two runs' directories. DataError when no row has both means:
+    the runs share no configuration, there is nothing to compare."""
     a, b = _results(run_a), _results(run_b)
     table = (_means(a).rename(columns={"value": "a"})
              .merge(_means(b).rename(columns={"value": "b"}), how="outer",
                     on=[*IDENTITY, "metric"], suffixes=("", "_b")))
+    if not (table["a"].notna() & table["b"].notna()).any():
+        raise DataError(f"nothing to compare: {a.store.root} ({_holding(a)}) and "
+                        f"{b.store.root} ({_holding(b)}) share no finished configuration "
+                        f"with a metric; compare two runs of one experiment (e.g. another "
+                        f"seed or version)")
     table["higher_is_better"] = table["higher_is_better"].fillna(table.pop("higher_is_better_b"))
     table["difference"] = table["b"] - table["a"]
     gain = np.sign(table["difference"]) * np.where(table["higher_is_better"], 1, -1)
@@ -49,6 +56,14 @@ def compare(run_a: "Results | str | Path", run_b: "Results | str | Path") -> "pd
     table = table.sort_values(["dataset", "metric", *ORDER[1:]], ignore_index=True)
     table.attrs["runs"] = (str(a.store.root), str(b.store.root))
     return table[[*IDENTITY, "metric", "higher_is_better", "a", "b", "difference", "change"]]
+
+
+def _holding(results: Results) -> str:
+    """What a run holds, in a few words: its finished cells and datasets."""
+    done = results.cells[results.cells["status"] == "done"]
+    if done.empty:
+        return "no finished cell"
+    return f"{len(done)} finished cell(s) of {', '.join(sorted(set(done['dataset'])))}"
 
 
 def _number(value: float, spec: str = ".4g") -> str:

@@ -12,12 +12,15 @@ Layout of what :func:`render` writes into the results directory::
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from xaibench.errors import ConfigError
+from xaibench.errors import ConfigError, DataError
+from xaibench.experiment.store import Store
 from xaibench.report import plots
 from xaibench.report._formats import WRITERS, Notation, Shown, Writer
 from xaibench.report.figures import explanation_figure, topk_figure
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("md", "csv", "tex", "html")
 _CONFIG_KEY = "config"
-_HIDDEN_KEYS = {"class_names", _CONFIG_KEY}
+_HIDDEN_KEYS = {"class_names", "resolved_config", "schema_version", _CONFIG_KEY}
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,43 @@ def render(results_dir: str | Path, formats: Iterable[str] = ("md", "csv", "html
 
     ``formats``: any of md, csv, tex, html (see the module notes for what each writes).
     """
-    formats = list(formats)
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise ConfigError(f"unknown report format(s) {', '.join(unknown)} "
-                          f"(known: {', '.join(FORMATS)})")
+    formats = _checked(list(formats))
     root = Path(results_dir)
     results = Results.load(root)
+    with _writing(root):
+        return _render(results, formats, root)
+
+
+def parse_formats(text: str) -> list[str]:
+    """The formats of a comma-separated ``--format`` value; ConfigError if it names none or
+    an unknown one."""
+    return _checked([part.strip() for part in text.split(",") if part.strip()])
+
+
+def _checked(formats: list[str]) -> list[str]:
+    if not formats:
+        raise ConfigError(f"no report format given; choose one or more of {', '.join(FORMATS)} "
+                          f"(comma-separated, e.g. --format md,csv)")
+    for name in formats:
+        if name not in FORMATS:
+            close = difflib.get_close_matches(name, FORMATS, n=1, cutoff=0.5)
+            hint = f" — did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown report format '{name}'{hint} (known: "
+                              f"{', '.join(FORMATS)})")
+    return formats
+
+
+@contextlib.contextmanager
+def _writing(root: Path) -> Iterator[None]:
+    """Files of the report that cannot be written become one DataError naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(f"cannot write the report file {exc.filename or root}: "
+                        f"{exc.strerror or exc}; make {root} writable") from None
+
+
+def _render(results: Results, formats: list[str], root: Path) -> list[Path]:
     numbers = _numbers(results)
     written: list[Path] = []
     if "csv" in formats:
@@ -196,9 +229,26 @@ def _document(results: Results, writer: Writer, sections: dict[str, list[_Sectio
     return writer.document(f"xaibench report: {name}" if name else "xaibench report", parts)
 
 
+def run_status_note(store: Store) -> str | None:
+    """A warning when the store's last run did not finish (its results are partial)."""
+    resume = f"`xaibench run CONFIG --output {store.root}` resumes it"
+    pid = store.get_meta("pid", "unknown")
+    return {"interrupted": f"the last run (pid {pid}) was killed before it finished: the "
+                           f"results are partial; {resume}",
+            "aborted": f"the last run was aborted (Ctrl-C or SIGTERM): the results are "
+                       f"partial; {resume}",
+            "running": f"a run (pid {pid}) is still writing {store.root}: the results are "
+                       f"partial"}.get(store.run_status())
+
+
 def _run_lines(results: Results) -> list[str]:
-    """Meta keys as "key: value" lines, then a count of the cells by status."""
-    lines = [line for key, value in sorted(results.meta.items()) if key not in _HIDDEN_KEYS
+    """Meta keys as "key: value" lines (the status as :meth:`Store.run_status` tells it,
+    with a warning when partial), then a count of the cells by status."""
+    meta = {**results.meta, "status": results.store.run_status()}
+    note = run_status_note(results.store)
+    if note:
+        meta["status"] += f" — {note}"
+    lines = [line for key, value in sorted(meta.items()) if key not in _HIDDEN_KEYS
              for line in _meta_lines(key, value)]
     cells = results.cells
     if len(cells):

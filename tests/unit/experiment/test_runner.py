@@ -11,7 +11,7 @@ from xaibench.errors import XaibenchError
 from xaibench.experiment import runner
 from xaibench.metrics import curve_auc
 from xaibench.experiment.config import ImagesConfig, parse_config
-from xaibench.experiment.plan import make_plan
+from xaibench.experiment.plan import data_fingerprint, make_plan
 from xaibench.experiment.store import Store
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
@@ -27,13 +27,19 @@ def _run(config, out):
     return runner.run(config, out, progress=False)
 
 
+def _plan(config):
+    """The plan of a run of ``config``: keyed with the fingerprint of its loaded data."""
+    dataset = runner.load_dataset(config)
+    return make_plan(config, data_fingerprint(dataset, config.dataset.n_train))
+
+
 def test_run_stores_every_cell_and_rerun_does_nothing(tiny, tmp_path):
     out = tmp_path / "out"
     summary = _run(tiny, out)
     assert (summary.n_cells, summary.n_finished, summary.n_skipped, summary.failures) == \
            (2, 2, 0, ())
     store = Store(out)
-    plan = make_plan(tiny)
+    plan = _plan(tiny)
     assert store.done_keys() == {cell.key for cell in plan.cells}
 
     for cell in plan.cells:
@@ -78,7 +84,7 @@ def test_curve_metrics_store_their_curves_and_the_report_draws_them(tiny_toml, t
     store = Store(out)
     scores = store.frame("metrics").pivot_table("value", ["cell_key", "image", "output"],
                                                 "metric")
-    for cell in make_plan(config).cells:
+    for cell in _plan(config).cells:
         arrays = store.load_arrays(cell.key)
         n_layers = len(arrays["mprt_layers"])
         assert arrays["mprt_layers"].dtype.kind == "U" and n_layers >= 2
@@ -133,7 +139,7 @@ def test_killed_run_resumes_exactly_the_rest(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "run_cell", real_run_cell)
     resumed = _run(tiny, out)
     assert (resumed.n_finished, resumed.n_skipped, resumed.failures) == (1, 1, ())
-    assert Store(out).done_keys() == {cell.key for cell in make_plan(tiny).cells}
+    assert Store(out).done_keys() == {cell.key for cell in _plan(tiny).cells}
 
 
 def test_failing_cell_is_recorded_and_the_others_finish(tiny_toml, tmp_path):
@@ -257,7 +263,7 @@ def test_parity_run_copies_the_trained_model(parity):
     assert (summary.n_finished, summary.failures) == (6, ())
     assert obtained == ["torch:fmnist_cnn"]  # trained once, kept for both copies
     models = store.frame("models").set_index("backend")
-    source = make_plan(config).models[0].key
+    source = _plan(config).models[0].key
     assert models.loc["torch", "model_key"] == source
     for copy in ("flax", "keras"):
         assert models.loc[copy, "train_params"] == {"weights_from": source}
