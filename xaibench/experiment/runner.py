@@ -124,21 +124,21 @@ def refuse_other_config(store: Store, plan: Plan, resolved: dict[str, Any]) -> N
     edited config or of changed data), naming what differs; they would be pooled with the
     plan's. Adding models or explainers keeps every stored result in the plan: that resumes."""
     model_keys, cell_keys = store.keys()
-    stale = len(model_keys - {m.key for m in plan.models}) + \
-        len(cell_keys - {c.key for c in plan.cells})
-    if not stale:
+    stale_models = len(model_keys - {model.key for model in plan.models})
+    stale_cells = len(cell_keys - {cell.key for cell in plan.cells})
+    if not stale_models and not stale_cells:
         return
-    differ = differences(store.get_meta("resolved_config"), resolved)
-    raise ConfigError(f"{store.root} holds {stale} result(s) of another configuration "
-                      f"(differs in: {', '.join(differ) or 'how results are keyed'}); choose "
-                      f"another --output, or pass --replace to discard them")
+    recorded = store.get_meta("resolved_config")
+    differ = (", ".join(differences(recorded, resolved)) or "how results are keyed"
+              if recorded is not None else "unknown: the store records no resolved config")
+    raise ConfigError(f"{store.root} holds {stale_cells} cell(s) and {stale_models} model(s) "
+                      f"of another configuration (differs in: {differ}); choose another "
+                      f"--output, or pass --replace to discard them")
 
 
 def differences(old: Any, new: Any, path: str = "") -> list[str]:
     """Dotted paths where two JSON-shaped values differ (into dicts, not lists); "the data's
-    content" for the fingerprint; ["everything (no record)"] when ``old`` is None."""
-    if old is None:
-        return ["everything (the store records no resolved config)"]
+    content" for the fingerprint."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [part for key in sorted(set(old) | set(new), key=str)
                 for part in differences(old.get(key, _ABSENT), new.get(key, _ABSENT),

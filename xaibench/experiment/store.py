@@ -143,25 +143,27 @@ class Store:
 
     def _check(self) -> None:
         """DataError unless the file is an intact store of :data:`SCHEMA_VERSION`."""
+        afresh = _START_AFRESH.format(self.root)
         with self._connect() as con:
             problem = con.execute("PRAGMA quick_check").fetchone()[0]
             if problem != "ok":
-                raise DataError(f"{self.path} is corrupt (SQLite: {problem}); {_START_AFRESH}")
-            missing = [f"{table}.{column}" for table, columns in _COLUMNS.items()
-                       for column in sorted(columns - _columns(con, table))]
+                raise DataError(f"{self.path} is corrupt (SQLite: {' '.join(problem.split())}); "
+                                f"{afresh}")
+            missing = _missing_columns(con)
             if missing:
                 raise DataError(f"{self.path} is not an xaibench results store (it lacks "
-                                f"{', '.join(missing)}); {_START_AFRESH}")
+                                f"{', '.join(missing)}); {afresh}")
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = json.loads(row[0]) if row else 1
-        if version < SCHEMA_VERSION:
-            raise DataError(f"{self.path} was written by an older xaibench (store schema "
-                            f"{version}, this version reads {SCHEMA_VERSION}: cell keys now "
-                            f"include the data's fingerprint); {_START_AFRESH}")
-        if version > SCHEMA_VERSION:
-            raise DataError(f"{self.path} was written by a newer xaibench (store schema "
-                            f"{version}, this version reads {SCHEMA_VERSION}); upgrade xaibench "
-                            f"or choose another --output")
+        version = row[0] if row else "1"  # version 1 did not record it
+        if version != str(SCHEMA_VERSION):
+            newer = version.isdigit() and int(version) > SCHEMA_VERSION
+            raise DataError(
+                f"{self.path} was written by a newer xaibench (store schema {version}, this "
+                f"version reads {SCHEMA_VERSION}); upgrade xaibench or choose another --output"
+                if newer else
+                f"{self.path} was written by an older xaibench (store schema {version}, this "
+                f"version reads {SCHEMA_VERSION}: cell keys now include the data's "
+                f"fingerprint); {afresh}")
 
     # --- meta ---------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
@@ -309,7 +311,7 @@ class Store:
         return df
 
 
-_START_AFRESH = ("move it away, or start afresh with `xaibench run CONFIG --output DIR "
+_START_AFRESH = ("move it away, or start afresh with `xaibench run CONFIG --output {} "
                  "--replace` (discards its results)")
 _WRITABLE = "make {} writable or choose another --output"
 
@@ -322,12 +324,22 @@ def _database_error(path: Path, exc: sqlite3.Error) -> DataError:
     elif "locked" in text:
         fix = "another process holds it; wait for it to finish"
     else:
-        fix = _START_AFRESH
+        fix = _START_AFRESH.format(path.parent)
     return DataError(f"{path}: {text}; {fix}")
 
 
 def _columns(con: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+
+
+def _missing_columns(con: sqlite3.Connection) -> list[str]:
+    """"table T" for each table of the schema that ``con`` lacks, "T.column" for each column."""
+    missing = []
+    for table, columns in _COLUMNS.items():
+        present = _columns(con, table)
+        missing += ([f"{table}.{column}" for column in sorted(columns - present)] if present
+                    else [f"table {table}"])
+    return missing
 
 
 def _schema_columns() -> dict[str, set[str]]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from xaibench.errors import ConfigError
 from xaibench.experiment.config import parse_config
-from xaibench.experiment.plan import derive_seed, make_plan, stable_hash
+from xaibench.experiment.plan import data_fingerprint, derive_seed, make_plan, stable_hash
 
 
 def _keys(text: str) -> dict[str, str]:
@@ -127,3 +129,34 @@ def test_copies_draw_the_random_numbers_of_their_source(tiny_toml):
         assert keras[name].seed == torch[name].seed == derive_seed(torch[name].key)
         assert keras[name].params == torch[name].params
     assert keras["partition"].seed != keras["deep"].seed
+
+
+def test_the_data_fingerprint_enters_every_key(tiny_toml):
+    config = parse_config(tiny_toml)
+    unkeyed, a, b = (make_plan(config, fingerprint) for fingerprint in (None, "a" * 64, "b" * 64))
+    assert [m.data for m in unkeyed.models] == [None] and a.models[0].data == "a" * 64
+    for one, other in ((unkeyed, a), (a, b)):
+        assert one.models[0].key != other.models[0].key
+        assert not {c.key for c in one.cells} & {c.key for c in other.cells}
+    assert [c.key for c in make_plan(config, "a" * 64).cells] == [c.key for c in a.cells]
+
+
+def test_data_fingerprint_covers_the_data_a_run_uses():
+    import numpy as np
+
+    from xaibench.data.base import Dataset
+
+    rng = np.random.default_rng(0)
+    base = Dataset("d", rng.random((6, 4, 4, 1), dtype=np.float32), np.arange(6) % 2,
+                   rng.random((3, 4, 4, 1), dtype=np.float32), np.arange(3) % 2, ("a", "b"))
+    x_train, x_test = base.x_train.copy(), base.x_test.copy()
+    x_train[5, 0, 0, 0] += 1  # beyond n_train = 5: not used, not hashed
+    x_test[0, 0, 0, 0] += 1e-6
+    fingerprint = data_fingerprint(base, 5)
+    assert data_fingerprint(replace(base, x_train=x_train), 5) == fingerprint
+    changed = [replace(base, x_train=x_train), replace(base, x_test=x_test),
+               replace(base, y_train=1 - base.y_train), replace(base, class_names=("a", "c")),
+               replace(base, x_test=base.x_test.astype(np.float64)),
+               replace(base, masks_test=np.zeros((3, 4, 4), bool))]
+    digests = [data_fingerprint(base, None)] + [data_fingerprint(d, None) for d in changed]
+    assert len(set(digests)) == len(digests) and len(fingerprint) == 64
