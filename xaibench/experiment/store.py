@@ -301,8 +301,10 @@ class Store:
 
         if table not in {"models", "cells", "metrics"}:
             raise ValueError(f"unknown table {table!r}")
-        with self._connect() as con:
-            df = pd.read_sql_query(f"SELECT * FROM {table}", con)
+        with self._connect() as con:  # not pd.read_sql_query: it hides sqlite3's errors
+            cursor = con.execute(f"SELECT * FROM {table}")
+            df = pd.DataFrame.from_records(cursor.fetchall(), coerce_float=True,
+                                           columns=[column[0] for column in cursor.description])
         for column in ("train_params", "evaluation", "params"):
             if column in df:
                 df[column] = df[column].map(json.loads)
