@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -116,7 +117,8 @@ def test_an_added_explainer_resumes_without_touching_the_done_cells(done, cache)
 # --- arrays of finished cells ---------------------------------------------------------------------
 @pytest.mark.parametrize("damage, problem", [
     (Path.unlink, "is missing"),
-    (lambda path: path.write_bytes(path.read_bytes()[:-7] + b"garbage"), "does not match its SHA-256"),
+    (lambda path: path.write_bytes(path.read_bytes()[:-7] + b"garbage"),
+     "does not match its SHA-256"),
 ])
 def test_missing_or_changed_arrays_are_named_by_the_report_and_recomputed_by_run(
         done, cache, capsys, damage, problem):
@@ -131,7 +133,7 @@ def test_missing_or_changed_arrays_are_named_by_the_report_and_recomputed_by_run
     capsys.readouterr()
     summary = run(fast_config(), done, cache)
     assert (summary.n_finished, summary.n_skipped) == (1, N_CELLS - 1)
-    assert f"note: computing again the arrays of random/-/torch:mlp: " in capsys.readouterr().out
+    assert "note: computing again the arrays of random/-/torch:mlp: " in capsys.readouterr().out
     np.testing.assert_array_equal(store.load_arrays(key)["values"], original["values"])
     assert_every_cell_once(fast_config(), done)
 
@@ -177,6 +179,19 @@ def test_a_second_run_on_a_directory_in_use_is_refused_naming_the_holder(tmp_pat
             runner.run(fast_config(), out, progress=False)
 
 
+def test_a_second_run_while_one_runs_is_refused_naming_its_pid(tmp_path, cache):
+    out = tmp_path / "out"
+
+    def second_run(pid: int) -> None:
+        with pytest.raises(DataError, match=rf"{out} is in use by another xaibench run \(pid "
+                                            rf"{pid}\); wait for it to finish or choose "
+                                            r"another --output"):
+            run(fast_config(), out, cache)
+
+    _killed_after_first_cell(out, cache, tmp_path, signal.SIGKILL, meanwhile=second_run)
+    assert len(Store(out).done_keys()) == 1, "the refused run computed nothing"
+
+
 #: the CLI with run_cell gated: the first cell runs, the next ones wait to be killed
 GATED_CLI = """
 import sys, time
@@ -196,9 +211,11 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _killed_after_first_cell(out: Path, cache: Path, tmp_path: Path,
-                             sig: signal.Signals) -> subprocess.CompletedProcess:
-    """Run the fast experiment in a process and send it ``sig`` once its first cell is done."""
+def _killed_after_first_cell(out: Path, cache: Path, tmp_path: Path, sig: signal.Signals,
+                             meanwhile: Callable[[int], None] = lambda pid: None,
+                             ) -> subprocess.CompletedProcess:
+    """Run the fast experiment in a process and send it ``sig`` once its first cell is done
+    (and ``meanwhile(its pid)`` has returned)."""
     config = tmp_path / "fast.toml"
     config.write_text(FAST_TOML)
     env = {**os.environ, "XAIBENCH_CACHE": str(cache), "PYTHONUNBUFFERED": "1",
@@ -210,7 +227,10 @@ def _killed_after_first_cell(out: Path, cache: Path, tmp_path: Path,
     for line in process.stdout:
         lines.append(line)
         if line.startswith("done "):
-            process.send_signal(sig)
+            try:
+                meanwhile(process.pid)
+            finally:
+                process.send_signal(sig)
             break
     stdout, stderr = process.communicate(timeout=60)
     assert any(line.startswith("done ") for line in lines), stderr
@@ -237,7 +257,7 @@ def test_sigkill_mid_run_then_rerun_says_so_and_runs_every_cell_exactly_once(
     capsys.readouterr()
     _resumed(out, cache)  # the dead run's lock does not block
     pid = store.get_meta("pid")
-    assert f"was interrupted before it finished; resuming" in capsys.readouterr().out
+    assert "was interrupted before it finished; resuming" in capsys.readouterr().out
     assert pid == os.getpid() and store.run_status() == "finished"
 
 

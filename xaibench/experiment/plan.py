@@ -169,7 +169,8 @@ def _model_plans(config: ExperimentConfig, fingerprint: str | None) -> list[Mode
         identity = {"backend": model.backend, "architecture": model.architecture,
                     "params": model.params, "dataset": data.name,
                     "dataset_params": data.params, "n_train": data.n_train,
-                    "data": fingerprint, "train": model.train, "seed": config.seed, "weights_from": source}
+                    "data": fingerprint, "train": model.train, "seed": config.seed,
+                    "weights_from": source}
         return ModelPlan(key=stable_hash(identity), **identity)
 
     trained = {number: plan(model, None) for number, model in enumerate(config.models)
