@@ -130,7 +130,7 @@ def test_required_sections(tiny_toml):
 def test_invalid_toml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"^x\.toml: invalid TOML: "):
         parse_config("name = ", origin="x.toml")
-    with pytest.raises(ConfigError, match=r"cannot read experiment file .*nope\.toml"):
+    with pytest.raises(ConfigError, match=r"experiment file .*nope\.toml does not exist"):
         load_config(tmp_path / "nope.toml")
 
 
