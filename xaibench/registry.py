@@ -30,7 +30,7 @@ class Minimum:
     def __str__(self) -> str:
         if not self.per_feature:
             return str(self.constant)
-        return f"{self.per_feature}*M+{self.constant}" if self.constant else f"{self.per_feature}*M"
+        return f"{self.per_feature}*M" + (f"+{self.constant}" if self.constant else "")
 
 
 @dataclass(frozen=True)

@@ -132,13 +132,6 @@ def test_malformed_masker_specs(spec, match):
     _rejected(_edit(FMNIST_TOML, '"blur(3,3)"', f'"{spec}"'), match)
 
 
-def test_a_masker_too_large_for_the_images_is_refused_when_built_too():
-    from xaibench.explain.maskers import make_masker
-
-    with pytest.raises(ConfigError, match=r"larger than the 8x8 .* use kx <= 8 and ky <= 8"):
-        make_masker("blur(9,2)", (8, 8, 1))
-
-
 # --- targets, masks, metric params ------------------------------------------------------------
 @pytest.mark.parametrize("targets, match", [
     (20, r"\(deep\): targets = 20 asks for the top 20 outputs, but dataset 'digits' has 10 "

@@ -75,11 +75,18 @@ def _inpaint(shape: tuple[int, int, int], method: str, radius: float) -> Any:
 
 # --- argument checks (no shap, no OpenCV): named like the factories' parameters ---------------
 def _check_blur(shape: Any, kx: Any, ky: Any) -> tuple[int, int, int]:
-    height, width, _ = shape = check_image_shape(shape)
     for name, value in (("kx", kx), ("ky", ky)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"blur kernel size {name} must be a positive integer, got "
                               f"{value!r}; e.g. 'blur(8,8)'")
+    return check_image_shape(shape)
+
+
+def _check_blur_fits(shape: Any, kx: Any, ky: Any) -> tuple[int, int, int]:
+    """:func:`_check_blur`, and a kernel no larger than the image. The factory accepts larger
+    kernels (OpenCV then averages mirrored copies of the image, not a neighbourhood); an
+    experiment file may not ask for one."""
+    height, width, _ = shape = _check_blur(shape, kx, ky)
     if kx > width or ky > height:
         raise ConfigError(f"blur kernel kx x ky = {kx}x{ky} is larger than the {width}x{height} "
                           f"(width x height) images; use kx <= {width} and ky <= {height}")
@@ -102,7 +109,7 @@ def _check_inpaint(shape: Any, radius: Any) -> tuple[int, int, int]:
 
 #: the argument check of each factory, run by :func:`resolve_masker_spec` for an image shape
 _ARGUMENT_CHECKS: dict[Callable[..., Any], Callable[..., tuple[int, int, int]]] = {
-    blur: _check_blur, constant: _check_constant, inpaint_telea: _check_inpaint,
+    blur: _check_blur_fits, constant: _check_constant, inpaint_telea: _check_inpaint,
     inpaint_ns: _check_inpaint}
 
 
@@ -165,8 +172,8 @@ def resolve_masker_spec(spec: str, image_shape: tuple[int, int, int] | None = No
                         ) -> tuple[str, Callable[..., Any], tuple, dict[str, Any]]:
     """(name, factory, args, kwargs) of ``spec``, checked without building anything: unknown
     names and arguments the factory does not take raise ConfigError; with ``image_shape``
-    (H, W, C), so do argument values the factory would refuse for that shape (for the
-    built-in maskers: blur kernels larger than the image, non-positive sizes or radii)."""
+    (H, W, C), so do argument values the built-in factories refuse (non-positive kernel
+    sizes or radii, non-finite values) and blur kernels larger than the image."""
     from xaibench.registry import maskers
 
     name, args, kwargs = parse_masker_spec(spec)
