@@ -70,8 +70,11 @@ def test_unknown_keys_and_names_get_a_suggestion(old, new, match):
     ("max_evals = 40", 'max_evals = "40"', r"\(partition\) params: 'max_evals' must be an "
      r"integer, got '40'; write it without quotes: max_evals = 40"),
     ("n_train = 300", "n_train = 1.5", r"\[dataset\]: 'n_train' must be an integer, got 1.5"),
-    ("seed = 3", 'seed = "a"', r"'seed' must be an integer, got 'a'"),
-    ('metrics = ["additivity"]', 'metrics = "abpc"', r"'metrics' must be a list, got 'abpc'"),
+    ("seed = 3", 'seed = "a"', r"'seed' must be an integer, got 'a'$"),
+    ("seed = 3", 'seed = "3"', r"'seed' must be an integer, got '3'; write it without quotes: "
+     r"seed = 3"),
+    ('metrics = ["additivity"]', 'metrics = "abpc"', r"'metrics' must be a list, got 'abpc'; "
+     r'write a list: metrics = \["abpc"\]'),
     ("epochs = 1", "epochs = true", r"'epochs' must be an integer, got True"),
     ("max_evals = 40", "max_evals = true", r"'max_evals' must be an integer, got True"),
     ('name = "deep"', 'name = "gradient"\nparams = { nsamples = 2.5 }',
@@ -80,7 +83,8 @@ def test_unknown_keys_and_names_get_a_suggestion(old, new, match):
      r"'layer' must be a string or an integer, got True"),
     ("n_train = 300", "n_train = 300\nparams = { n_test = 1.5 }",
      r"params of dataset 'digits': 'n_test' must be an integer, got 1.5"),
-], ids=["max_evals-string", "n_train-float", "seed-string", "metrics-string", "epochs-bool",
+], ids=["max_evals-string", "n_train-float", "seed-string", "seed-quoted", "metrics-string",
+        "epochs-bool",
         "max_evals-bool", "nsamples-float", "layer-bool", "loader-param-float"])
 def test_wrong_types(old, new, match):
     _rejected(_edit(TINY_TOML, old, new), match)

@@ -582,9 +582,13 @@ def _value(table: dict[str, Any], key: str, where: str, kind: type | tuple[type,
         return default
     value = table[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+
+    def accepts(candidate: Any) -> bool:
+        return isinstance(candidate, kinds) and (bool in kinds or not isinstance(candidate, bool))
+
+    if not accepts(value):
         expected = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-        raise ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
+        raise _type_error(where, key, expected, value, accepts)
     return value
 
 
@@ -606,12 +610,21 @@ def _check_types(function: Callable[..., Any], params: dict[str, Any], where: st
         return
     for key, value in params.items():
         if key in hints and not _conforms(value, hints[key]):
-            hint = ""
-            if isinstance(value, str) and any(_conforms(literal, hints[key])
-                                              for literal in _number(value)):
-                hint = f"; write it without quotes: {key} = {value.strip()}"
-            raise ConfigError(f"{where}: '{key}' must be {_type_name(hints[key])}, "
-                              f"got {value!r}{hint}")
+            raise _type_error(where, key, _type_name(hints[key]), value,
+                              lambda candidate: _conforms(candidate, hints[key]))
+
+
+def _type_error(where: str, key: str, expected: str, value: Any,
+                accepts: Callable[[Any], bool]) -> ConfigError:
+    """"'key' must be <expected>, got <value>", with the fix when ``value`` is a string that
+    ``accepts`` would take as a number or as a list."""
+    fix = ""
+    if isinstance(value, str):
+        if any(accepts(number) for number in _number(value)):
+            fix = f"; write it without quotes: {key} = {value.strip()}"
+        elif accepts([value]):
+            fix = f'; write a list: {key} = ["{value}"]'
+    return ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}{fix}")
 
 
 def _number(text: str) -> list[int | float]:
