@@ -9,20 +9,46 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
 
 from xaibench.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class Minimum:
+    """The least accepted value of a numeric parameter: ``constant + per_feature * M``, where
+    M = H·W·C is the number of features of the dataset's images."""
+
+    constant: int | float
+    per_feature: int = 0
+
+    def of(self, n_features: int) -> int | float:
+        """The minimum for images of ``n_features`` features."""
+        return self.constant + self.per_feature * n_features
+
+    def __str__(self) -> str:
+        if not self.per_feature:
+            return str(self.constant)
+        return f"{self.per_feature}*M" + (f"+{self.constant}" if self.constant else "")
+
+
+@dataclass(frozen=True)
 class Entry:
-    """One registered name: where it lives and which framework it needs (if any)."""
+    """One registered name: where it lives, which framework it needs (if any), and what
+    validation must know about it without importing it."""
 
     name: str
     target: str
     framework: str | None = None
     description: str = ""
+    #: backends: the explainers the backend computes with its framework (``native`` ones)
+    native_explainers: frozenset[str] = frozenset()
+    #: explainers: computed by the backend's framework (not model-agnostic), so only backends
+    #: listing it in ``native_explainers`` run it
+    native: bool = False
+    #: explainers: the least accepted value of their numeric parameters
+    minimums: Mapping[str, Minimum] = field(default_factory=dict, hash=False)
 
     @property
     def available(self) -> bool:
@@ -39,11 +65,14 @@ class Registry:
         self._resolved: dict[str, Any] = {}
 
     def register(self, name: str, target: str, *, framework: str | None = None,
-                 description: str = "") -> None:
-        """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path)."""
+                 description: str = "", native_explainers: tuple[str, ...] = (),
+                 native: bool = False, minimums: Mapping[str, Minimum] | None = None) -> None:
+        """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path), with
+        the declarations of :class:`Entry`."""
         if name in self._entries:
             raise ValueError(f"{self.kind} '{name}' is already registered")
-        self._entries[name] = Entry(name, target, framework, description)
+        self._entries[name] = Entry(name, target, framework, description,
+                                    frozenset(native_explainers), native, dict(minimums or {}))
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -96,12 +125,14 @@ metrics = Registry("metric")
 
 ALL = {r.kind: r for r in (backends, models, datasets, explainers, maskers, metrics)}
 
+# native_explainers: the backend class's ``native_methods``, declared here without importing it
 backends.register("torch", "backends.torch_backend:TorchBackend", framework="torch",
-                  description="PyTorch nn.Module")
+                  description="PyTorch nn.Module", native_explainers=("deep", "gradient"))
 backends.register("keras", "backends.keras_backend:KerasBackend", framework="tensorflow",
-                  description="Keras 3 model on TensorFlow 2")
+                  description="Keras 3 model on TensorFlow 2",
+                  native_explainers=("deep", "gradient"))
 backends.register("flax", "backends.flax_backend:FlaxBackend", framework="flax",
-                  description="Flax linen module on JAX")
+                  description="Flax linen module on JAX", native_explainers=("deep", "gradient"))
 
 models.register("fmnist_cnn", "backends.zoo.architectures:FMNIST_CNN",
                 description="conv32-conv16 3x3 SAME ReLU, dense 10 (Flax tutorial CNN)")
@@ -119,16 +150,23 @@ datasets.register("image_folder", "xaibench.data.image_folder:load",
 datasets.register("synthetic", "xaibench.data.synthetic:load",
                   description="pattern-at-random-position images with ground-truth masks")
 
+_SEED = Minimum(0)
 explainers.register("deep", "xaibench.explain.native:deep",
-                    description="DeepLIFT rescale (shap DeepExplainer)")
+                    description="DeepLIFT rescale (shap DeepExplainer)", native=True)
 explainers.register("gradient", "xaibench.explain.native:gradient",
-                    description="expected gradients (shap GradientExplainer)")
+                    description="expected gradients (shap GradientExplainer)", native=True,
+                    minimums={"nsamples": Minimum(1), "local_smoothing": Minimum(0),
+                              "seed": _SEED})
 explainers.register("partition", "xaibench.explain.partition:partition",
-                    description="shap PartitionExplainer over backend.predict")
+                    description="shap PartitionExplainer over backend.predict",
+                    minimums={"max_evals": Minimum(2), "batch_size": Minimum(1), "seed": _SEED})
 explainers.register("permutation", "xaibench.explain.permutation:permutation",
-                    description="shap PermutationExplainer over backend.predict")
+                    description="shap PermutationExplainer over backend.predict",
+                    minimums={"max_evals": Minimum(1, per_feature=2), "batch_size": Minimum(1),
+                              "seed": _SEED})
 explainers.register("random", "xaibench.explain.baselines:random",
-                    description="baseline: Gaussian noise attributions (a floor for metrics)")
+                    description="baseline: Gaussian noise attributions (a floor for metrics)",
+                    minimums={"seed": _SEED})
 
 maskers.register("inpaint_telea", "xaibench.explain.maskers:inpaint_telea",
                  description="OpenCV Telea inpainting of masked pixels")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
-from xaibench.data.base import Dataset
+from xaibench.data.base import Dataset, DatasetInfo
 from xaibench.errors import ConfigError
 
 NAME = "digits"
 CLASS_NAMES = tuple(str(d) for d in range(10))
+#: images in scikit-learn's bundled copy, and their shape
+N_IMAGES = 1797
+SHAPE = (8, 8, 1)
 
 
 def load(*, test_fraction: float = 0.25, seed: int = 0, n_train: int | None = None,
@@ -21,9 +25,7 @@ def load(*, test_fraction: float = 0.25, seed: int = 0, n_train: int | None = No
     ``random_state=seed``): the same seed gives the same split. ``n_train`` / ``n_test`` then
     keep the first n images of each (shuffled) split; None keeps all.
     """
-    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float))
-            or not 0.0 < test_fraction < 1.0):
-        raise ConfigError(f"digits: test_fraction must be in (0, 1), got {test_fraction!r}")
+    _split_sizes(test_fraction)
     from sklearn.model_selection import train_test_split
 
     images, labels = _raw()
@@ -59,3 +61,27 @@ def _check_count(name: str, n: int | None, available: int) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= available:
         raise ConfigError(f"digits: {name} must be an integer in 0..{available}, got {n!r}")
     return int(n)
+
+
+def describe(*, test_fraction: float = 0.25, seed: int = 0, n_train: int | None = None,
+             n_test: int | None = None) -> DatasetInfo:
+    """What :func:`load` with these parameters returns, checked without loading anything."""
+    available_train, available_test = _split_sizes(test_fraction)
+    return DatasetInfo(shape=SHAPE, n_classes=len(CLASS_NAMES),
+                       n_train=_check_count("n_train", n_train, available_train),
+                       n_test=_check_count("n_test", n_test, available_test))
+
+
+def _split_sizes(test_fraction: float) -> tuple[int, int]:
+    """(train, test) sizes of the stratified split, computed as scikit-learn does; each split
+    must hold every class at least once."""
+    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float))
+            or not 0.0 < test_fraction < 1.0):
+        raise ConfigError(f"digits: test_fraction must be in (0, 1), got {test_fraction!r}")
+    n_test = math.ceil(test_fraction * N_IMAGES)
+    n_classes = len(CLASS_NAMES)
+    if min(n_test, N_IMAGES - n_test) < n_classes:
+        raise ConfigError(f"digits: test_fraction = {test_fraction} leaves a split with fewer "
+                          f"images than the {n_classes} classes; use a test_fraction in "
+                          f"[{n_classes / N_IMAGES:.3f}, {1 - n_classes / N_IMAGES:.3f}]")
+    return N_IMAGES - n_test, n_test

@@ -28,7 +28,7 @@ import numpy as np
 
 from xaibench.data import _idx
 from xaibench.data import _download
-from xaibench.data.base import Dataset
+from xaibench.data.base import Dataset, DatasetInfo
 from xaibench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -213,3 +213,11 @@ def _verify(path: Path, spec: _File) -> None:
     content = _idx.read_bytes(path)
     if hashlib.sha256(content).hexdigest() != spec.content_sha256:
         raise DataError(f"{path}: checksum mismatch: the file is not the official {spec.name}")
+
+
+def describe(*, n_train: int | None = None, n_test: int | None = None,
+             download: bool = False) -> DatasetInfo:
+    """What :func:`load` with these parameters returns, checked without reading the files."""
+    return DatasetInfo(shape=(28, 28, 1), n_classes=len(CLASS_NAMES),
+                       n_train=_check_count("n_train", n_train, FILES["train_images"].count),
+                       n_test=_check_count("n_test", n_test, FILES["test_images"].count))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xaibench.data.base import Dataset
+from xaibench.data.base import Dataset, DatasetInfo
 from xaibench.errors import ConfigError, DataError
 
 NAME = "image_folder"
@@ -179,3 +179,40 @@ def _check_count(name: str, n: int | None, available: int) -> int:
         raise ConfigError(f"image_folder: {name} must be an integer in 0..{available}, "
                           f"got {n!r}")
     return int(n)
+
+
+def describe(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = False,
+             test_fraction: float = 0.2, seed: int = 0, n_train: int | None = None,
+             n_test: int | None = None) -> DatasetInfo:
+    """What :func:`load` with these parameters returns, checked without reading an image: the
+    classes are the class subfolders of ``root`` (nothing else is read). Split sizes are
+    known only when ``n_train`` / ``n_test`` (or ``test_fraction = 0``) make them 0."""
+    height, width = _check_size(size)
+    _check_test_fraction(test_fraction)
+    path = Path(os.fspath(root)).expanduser()
+    if not path.is_dir():
+        raise DataError(f"image folder {path} " + ("is not a directory" if path.exists()
+                                                   else "does not exist")
+                        + ": set root to a folder with one subfolder of images per class")
+    try:
+        n_classes = sum(1 for entry in path.iterdir()
+                        if entry.is_dir() and not entry.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"image folder {path} cannot be listed: {exc.strerror}; make it "
+                        "readable") from None
+    if n_classes == 0:
+        raise DataError(f"image folder {path} is empty: expected one subfolder per class "
+                        "holding PNG/JPEG images")
+    for name, n in (("n_train", n_train), ("n_test", n_test)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                              or n < 0):
+            raise ConfigError(f"image_folder: {name} must be an integer >= 0, got {n!r}")
+    return DatasetInfo(shape=(height, width, 1 if grayscale else 3), n_classes=n_classes,
+                       n_train=0 if n_train == 0 else None,
+                       n_test=0 if n_test == 0 or test_fraction == 0 else None)
+
+
+def _check_test_fraction(test_fraction: float) -> None:
+    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float))
+            or not 0.0 <= test_fraction < 1.0):
+        raise ConfigError(f"image_folder: test_fraction must be in [0, 1), got {test_fraction!r}")

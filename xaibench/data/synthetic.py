@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaibench.data.base import Dataset
+from xaibench.data.base import Dataset, DatasetInfo
 from xaibench.errors import ConfigError
 
 NAME = "synthetic"
@@ -88,6 +88,20 @@ def load(*, n_train: int = 1000, n_test: int = 200, size: int = 28, n_classes: i
     ``n_classes`` (2..10) picks the first glyphs of :data:`GLYPH_NAMES` (class names are the
     glyph names); ``noise`` is the standard deviation of the Gaussian pixel noise.
     """
+    describe(n_train=n_train, n_test=n_test, size=size, n_classes=n_classes, noise=noise,
+             seed=seed)
+    train_seq, test_seq = np.random.SeedSequence(int(seed)).spawn(2)
+    x_train, y_train, m_train = _generate(np.random.default_rng(train_seq), int(n_train),
+                                          int(size), int(n_classes), float(noise))
+    x_test, y_test, m_test = _generate(np.random.default_rng(test_seq), int(n_test), int(size),
+                                       int(n_classes), float(noise))
+    return Dataset(name=NAME, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                   class_names=GLYPH_NAMES[:n_classes], masks_train=m_train, masks_test=m_test)
+
+
+def describe(*, n_train: int = 1000, n_test: int = 200, size: int = 28, n_classes: int = 4,
+             noise: float = 0.1, seed: int = 0) -> DatasetInfo:
+    """What :func:`load` with these parameters returns, checked without generating it."""
     for name, value, low in (("n_train", n_train, 0), ("n_test", n_test, 0),
                              ("size", size, PATTERN_SIZE), ("n_classes", n_classes, 2),
                              ("seed", seed, 0)):
@@ -98,13 +112,8 @@ def load(*, n_train: int = 1000, n_test: int = 200, size: int = 28, n_classes: i
     if (isinstance(noise, bool) or not isinstance(noise, (int, float, np.number))
             or not np.isfinite(noise) or noise < 0):
         raise ConfigError(f"synthetic: noise must be a finite number >= 0, got {noise!r}")
-    train_seq, test_seq = np.random.SeedSequence(int(seed)).spawn(2)
-    x_train, y_train, m_train = _generate(np.random.default_rng(train_seq), int(n_train),
-                                          int(size), int(n_classes), float(noise))
-    x_test, y_test, m_test = _generate(np.random.default_rng(test_seq), int(n_test), int(size),
-                                       int(n_classes), float(noise))
-    return Dataset(name=NAME, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-                   class_names=GLYPH_NAMES[:n_classes], masks_train=m_train, masks_test=m_test)
+    return DatasetInfo(shape=(int(size), int(size), 1), n_classes=int(n_classes),
+                       has_masks=True, n_train=int(n_train), n_test=int(n_test))
 
 
 def _generate(rng: np.random.Generator, n: int, size: int, n_classes: int,

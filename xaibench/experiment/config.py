@@ -47,16 +47,26 @@ Schema (keys marked *required* must be present; every other key shows its defaul
 
 What is checked, and how, without importing a deep-learning framework:
 
+- the file: missing, a directory, not UTF-8, empty or not TOML are one-line errors;
 - every table's keys (an unknown key names the allowed ones) and every value's type;
 - registry names (unknown names get the registry's did-you-mean message);
 - dataset, explainer and metric params are bound against the loader's / explainer's /
   metric class's signature (the explainer's leading ``backend, x, output_indices`` are
-  fixed); ``masker`` and
+  fixed) and checked against its type annotations; ``masker`` and
   ``background`` are supplied by the runner and may not appear in ``params``; an explainer
   that takes ``seed`` gets one derived from its cell key unless ``params`` sets it;
+- the dataset is described by the ``describe(**params)`` next to its loader
+  (:class:`xaibench.data.base.DatasetInfo`: image shape, classes, masks, split sizes) without
+  reading an image: both splits must be non-empty and hold at least 2 classes; ``targets``
+  may not exceed the classes; metrics that need ground-truth masks need a dataset that has them;
+- explainer params are at least the :class:`xaibench.registry.Minimum` their registry entry
+  declares (e.g. permutation's ``max_evals >= 2*M+1``, M = H*W*C of the dataset's images);
+- metric objects are constructed from their params (they check the values themselves);
 - masker specs are parsed by :func:`xaibench.explain.maskers.parse_masker_spec` and their
-  arguments bound against the registered masker factory (argument *values* are checked when
-  the masker is built);
+  arguments bound against the registered masker factory and checked for the dataset's image
+  shape (:func:`xaibench.explain.maskers.resolve_masker_spec`);
+- an explainer computed natively by the backends (registry entry ``native``) must be listed
+  in the ``native_explainers`` of every model's backend;
 - the architecture must list the backend in its framework-free catalogue entry
   (:class:`backends.zoo.architectures.Architecture`);
 - model ``params`` are bound against the builder ``backends.zoo.<backend>_models:<architecture>``
@@ -72,15 +82,19 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
+import importlib
 import importlib.util
 import inspect
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from xaibench import registry
-from xaibench.errors import ConfigError
+from xaibench.data.base import DatasetInfo
+from xaibench.errors import ConfigError, XaibenchError
 
 #: explainer parameters the runner supplies (from ``maskers`` and ``dataset.n_background``)
 RUNNER_SUPPLIED = ("masker", "background")
@@ -95,7 +109,7 @@ _MODEL_KEYS = ("backend", "architecture", "params", "train", "weights_from")
 _EXPLAINER_KEYS = ("name", "maskers", "targets", "params")
 _REQUIRED = object()
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", dict: "a table",
-               list: "a list"}
+               list: "a list", tuple: "a list", bool: "true or false"}
 
 
 @dataclass(frozen=True)
@@ -163,9 +177,20 @@ def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment file; errors are ConfigError prefixed with the path."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"experiment file {path} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory; pass an experiment file "
+                          f"(e.g. {path / 'experiment.toml'})") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read experiment file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read experiment file {path}: {exc.strerror}; "
+                          f"make it readable") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                          f"{exc.start}); save it as UTF-8 TOML") from None
     return parse_config(text, origin=str(path))
 
 
@@ -174,11 +199,28 @@ def parse_config(text: str, *, origin: str = "<config>") -> ExperimentConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{origin}: invalid TOML: {exc}; fix the syntax there "
+                          f"(an experiment file is TOML: key = value, [table], [[array]])") \
+            from None
+    if not data:
+        raise ConfigError(f"{origin}: the file holds no settings; an experiment needs name, "
+                          f"[dataset], [[models]] and [[explainers]] "
+                          f"(see experiments/quickstart.toml)")
     try:
         return _experiment(data, text)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
+
+
+def dataset_info(name: str, params: dict[str, Any]) -> DatasetInfo:
+    """What dataset ``name`` with loader ``params`` will hold, from the ``describe`` function
+    next to its registered loader: no image is read. Errors are ConfigError."""
+    loader = registry.datasets.get(name)
+    describe = importlib.import_module(loader.__module__).describe
+    try:
+        return describe(**params)
+    except XaibenchError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def explainer_parameters(name: str) -> dict[str, inspect.Parameter]:
@@ -203,34 +245,70 @@ def _experiment(data: dict[str, Any], text: str) -> ExperimentConfig:
         if metric not in metrics:
             raise ConfigError(f"[metric_params] sets '{metric}', which 'metrics' does not list "
                               f"(metrics: {', '.join(metrics)})")
-        _bind(inspect.signature(registry.metrics.get(metric)), 0,
-              _value(metric_params, metric, "[metric_params]", dict),
-              f"[metric_params] {metric}")
+        _metric(metric, _value(metric_params, metric, "[metric_params]", dict))
+    dataset, info = _dataset(_value(data, "dataset", "the top level", dict))
+    if not info.has_masks:
+        needing = [m for m in metrics if registry.metrics.get(m).needs_masks]
+        if needing:
+            raise ConfigError(f"'metrics': {', '.join(needing)} need(s) ground-truth masks, which "
+                              f"dataset '{dataset.name}' does not have; remove them or use a "
+                              f"dataset with masks")
+    models = _with_weight_sources(_array_of_tables(data, "models", _model))
+    explainers = _array_of_tables(
+        data, "explainers", lambda table, where: _explainer(table, where, dataset.name, info))
+    _check_native(models, explainers)
     return ExperimentConfig(
         name=name,
         seed=_count(data, "seed", "the top level", 0),
         output=_value(data, "output", "the top level", str, f"results/{name}"),
         metrics=metrics,
         metric_params=metric_params,
-        dataset=_dataset(_value(data, "dataset", "the top level", dict)),
+        dataset=dataset,
         images=_images(_value(data, "images", "the top level", dict, {})),
-        models=_with_weight_sources(_array_of_tables(data, "models", _model)),
-        explainers=_array_of_tables(data, "explainers", _explainer),
+        models=models,
+        explainers=explainers,
         source=text,
     )
 
 
-def _dataset(table: dict[str, Any]) -> DatasetConfig:
+def _metric(name: str, params: dict[str, Any]) -> None:
+    """Bind ``params`` to metric ``name`` and construct it (metrics check their values)."""
+    where = f"[metric_params] {name}"
+    metric_class = registry.metrics.get(name)
+    _bind(inspect.signature(metric_class), 0, params, where)
+    _check_types(metric_class.__init__, params, where)
+    try:
+        metric_class(**params)
+    except XaibenchError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _dataset(table: dict[str, Any]) -> tuple[DatasetConfig, DatasetInfo]:
     where = "[dataset]"
     _check_keys(table, _DATASET_KEYS, where)
     name = _value(table, "name", where, str)
     _lookup(registry.datasets, name, where)
     params = _value(table, "params", where, dict, {})
-    _bind(inspect.signature(registry.datasets.get(name)), 0, params,
-          f"{where} params of dataset '{name}'")
+    loader = registry.datasets.get(name)
+    _bind(inspect.signature(loader), 0, params, f"{where} params of dataset '{name}'")
+    _check_types(loader, params, f"{where} params of dataset '{name}'")
+    try:
+        info = dataset_info(name, params)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} params: {exc}") from None
+    settings = ", ".join(f"{key} = {value!r}" for key, value in params.items()) or "defaults"
+    for split, size in (("train", info.n_train), ("test", info.n_test)):
+        if size == 0:
+            raise ConfigError(f"{where}: dataset '{name}' has no {split} image with params "
+                              f"{settings}; give the {split} split at least one "
+                              f"(n_{split} >= 1)")
+    if info.n_classes < 2:
+        raise ConfigError(f"{where}: dataset '{name}' has {info.n_classes} class with params "
+                          f"{settings}; a classifier needs at least 2 classes")
     n_train = _count(table, "n_train", where, None, minimum=1)
-    return DatasetConfig(name=name, params=params, n_train=n_train,
-                         n_background=_count(table, "n_background", where, 50, minimum=1))
+    config = DatasetConfig(name=name, params=params, n_train=n_train,
+                           n_background=_count(table, "n_background", where, 50, minimum=1))
+    return config, info
 
 
 def _images(table: dict[str, Any]) -> ImagesConfig:
@@ -319,7 +397,8 @@ def _with_weight_sources(models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, 
     return tuple(resolved)
 
 
-def _explainer(table: dict[str, Any], where: str) -> ExplainerConfig:
+def _explainer(table: dict[str, Any], where: str, dataset: str,
+               info: DatasetInfo) -> ExplainerConfig:
     _check_keys(table, _EXPLAINER_KEYS, where)
     name = _value(table, "name", where, str)
     _lookup(registry.explainers, name, where)
@@ -332,8 +411,10 @@ def _explainer(table: dict[str, Any], where: str) -> ExplainerConfig:
             raise ConfigError(f"{where}: '{key}' is set by the runner from {source}, "
                               f"not in params")
     supplied = [key for key in RUNNER_SUPPLIED if key in parameters]
-    _bind(inspect.signature(registry.explainers.get(name)), 3, params, f"{where} params",
-          supplied)
+    explain = registry.explainers.get(name)
+    _bind(inspect.signature(explain), 3, params, f"{where} params", supplied)
+    _check_types(explain, params, f"{where} params")
+    _check_minimums(name, params, f"{where} params", dataset, info)
     maskers = _value(table, "maskers", where, list, None)
     if "masker" not in parameters:
         if maskers is not None:
@@ -347,21 +428,66 @@ def _explainer(table: dict[str, Any], where: str) -> ExplainerConfig:
             raise ConfigError(f"{where}: explainer '{name}' has no default masker; "
                               f"set 'maskers'")
         maskers = [default]
-    specs = tuple(_masker_spec(spec, where) for spec in maskers)
+    specs = tuple(_masker_spec(spec, where, info.shape) for spec in maskers)
     if "masker" in parameters and not specs:
         raise ConfigError(f"{where}: 'maskers' is empty; list at least one masker spec")
     if len(set(specs)) != len(specs):
         raise ConfigError(f"{where}: 'maskers' lists a masker twice: {list(specs)}")
     targets = _count(table, "targets", where, 1, minimum=1)
+    if targets > info.n_classes:
+        raise ConfigError(f"{where}: targets = {targets} asks for the top {targets} outputs, but "
+                          f"dataset '{dataset}' has {info.n_classes} classes; set targets <= "
+                          f"{info.n_classes}")
     return ExplainerConfig(name=name, maskers=specs, targets=targets, params=params)
 
 
-def _masker_spec(spec: Any, where: str) -> str:
-    """Validate a masker spec without building the masker; return it in canonical form."""
+def _check_minimums(name: str, params: dict[str, Any], where: str, dataset: str,
+                    info: DatasetInfo) -> None:
+    """ConfigError for a param below the minimum that explainer ``name``'s registry entry
+    declares (per-feature minimums for the dataset's images)."""
+    from xaibench.explain.maskers import n_features
+
+    features = n_features(info.shape)
+    for key, minimum in registry.explainers.entry(name).minimums.items():
+        value = params.get(key)
+        least = minimum.of(features)
+        if value is None or value >= least:
+            continue
+        detail = ""
+        if minimum.per_feature:
+            h, w, c = info.shape
+            detail = (f" = {least} for M = {features} features (H*W*C of the {h}x{w}x{c} images "
+                      f"of dataset '{dataset}')")
+        raise ConfigError(f"{where}: {key} = {value} is below {name}'s minimum {minimum}{detail}; "
+                          f"set {key} >= {least}")
+
+
+def _check_native(models: tuple[ModelConfig, ...],
+                  explainers: tuple[ExplainerConfig, ...]) -> None:
+    """ConfigError when a model's backend cannot compute a native explainer of the file."""
+    for number, explainer in enumerate(explainers, 1):
+        if not registry.explainers.entry(explainer.name).native:
+            continue
+        for model_number, model in enumerate(models, 1):
+            backend = registry.backends.entry(model.backend)
+            if explainer.name in backend.native_explainers:
+                continue
+            runs = [name for name in registry.explainers
+                    if not registry.explainers.entry(name).native
+                    or name in backend.native_explainers]
+            raise ConfigError(f"[[explainers]] #{number} ({explainer.name}): backend "
+                              f"'{model.backend}' ([[models]] #{model_number}) cannot run "
+                              f"explainer '{explainer.name}'; it runs: {', '.join(runs)} — "
+                              f"remove the explainer or that model")
+
+
+def _masker_spec(spec: Any, where: str, image_shape: tuple[int, int, int]) -> str:
+    """Validate a masker spec for images of ``image_shape`` without building the masker;
+    return it in canonical form."""
     from xaibench.explain.maskers import resolve_masker_spec
 
     try:
-        name, _, args, kwargs = resolve_masker_spec(spec)
+        name, _, args, kwargs = resolve_masker_spec(spec, image_shape)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     arguments = [*map(str, args), *(f"{key}={value}" for key, value in kwargs.items())]
@@ -456,9 +582,13 @@ def _value(table: dict[str, Any], key: str, where: str, kind: type | tuple[type,
         return default
     value = table[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+
+    def accepts(candidate: Any) -> bool:
+        return isinstance(candidate, kinds) and (bool in kinds or not isinstance(candidate, bool))
+
+    if not accepts(value):
         expected = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-        raise ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
+        raise _type_error(where, key, expected, value, accepts)
     return value
 
 
@@ -468,6 +598,80 @@ def _count(table: dict[str, Any], key: str, where: str, default: Any = _REQUIRED
     if value is not None and value < minimum:
         raise ConfigError(f"{where}: '{key}' must be >= {minimum}, got {value}")
     return value
+
+
+def _check_types(function: Callable[..., Any], params: dict[str, Any], where: str) -> None:
+    """ConfigError for a value in ``params`` that does not match ``function``'s annotation
+    of that parameter (parameters without one, or with one naming what only type checkers
+    import, accept anything)."""
+    try:
+        hints = typing.get_type_hints(function)
+    except NameError:
+        return
+    for key, value in params.items():
+        if key in hints and not _conforms(value, hints[key]):
+            raise _type_error(where, key, _type_name(hints[key]), value,
+                              lambda candidate: _conforms(candidate, hints[key]))
+
+
+def _type_error(where: str, key: str, expected: str, value: Any,
+                accepts: Callable[[Any], bool]) -> ConfigError:
+    """"'key' must be <expected>, got <value>", with the fix when ``value`` is a string that
+    ``accepts`` would take as a number or as a list."""
+    fix = ""
+    if isinstance(value, str):
+        if any(accepts(number) for number in _number(value)):
+            fix = f"; write it without quotes: {key} = {value.strip()}"
+        elif accepts([value]):
+            fix = f'; write a list: {key} = ["{value}"]'
+    return ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}{fix}")
+
+
+def _number(text: str) -> list[int | float]:
+    """``text`` read as an int and/or a float (none when it is neither)."""
+    numbers: list[int | float] = []
+    for kind in (int, float):
+        try:
+            numbers.append(kind(text))
+        except ValueError:
+            pass
+    return numbers
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether the TOML ``value`` matches the annotation ``hint`` (ints are not bools; ints
+    are numbers; lists stand for tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(map(_conforms, value, args))
+        return all(_conforms(item, args[0]) for item in value) if args else True
+    kind = origin or hint
+    return isinstance(value, kind) if isinstance(kind, type) else True
+
+
+def _type_name(hint: Any) -> str:
+    """``hint`` in words, without None (TOML cannot write it)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in args if arg is not type(None))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return f"a list of {len(args)} ({', '.join(_type_name(arg) for arg in args)})"
+    return _TYPE_NAMES.get(origin or hint, getattr(hint, "__name__", str(hint)))
 
 
 def _string(value: Any, what: str) -> str:

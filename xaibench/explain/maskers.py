@@ -55,30 +55,62 @@ def inpaint_ns(shape: tuple[int, int, int], radius: float = DEFAULT_INPAINT_RADI
 def blur(shape: tuple[int, int, int], kx: int = DEFAULT_BLUR_KERNEL[0],
          ky: int = DEFAULT_BLUR_KERNEL[1]) -> Any:
     """Hidden pixels replaced by a ``kx`` (width) × ``ky`` (height) box blur of the image."""
-    shape = check_image_shape(shape)
-    for name, value in (("kx", kx), ("ky", ky)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"blur kernel size {name} must be a positive integer, got {value!r}")
+    shape = _check_blur(shape, kx, ky)
     from xaibench.explain._image_maskers import BlurMasker
     return BlurMasker(shape, kx, ky)
 
 
 def constant(shape: tuple[int, int, int], value: float = 0.0) -> Any:
     """Hidden pixels set to ``value`` — a fixed background, the reference for exact tests."""
-    shape = check_image_shape(shape)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"constant masker value must be a finite number, got {value!r}")
+    shape = _check_constant(shape, value)
     from xaibench.explain._image_maskers import ConstantMasker
     return ConstantMasker(shape, float(value))
 
 
 def _inpaint(shape: tuple[int, int, int], method: str, radius: float) -> Any:
-    shape = check_image_shape(shape)
-    if (isinstance(radius, bool) or not isinstance(radius, (int, float))
-            or not math.isfinite(radius) or radius <= 0):
-        raise ConfigError(f"inpainting radius must be a positive number, got {radius!r}")
+    shape = _check_inpaint(shape, radius)
     from xaibench.explain._image_maskers import InpaintMasker
     return InpaintMasker(shape, method, float(radius))
+
+
+# --- argument checks (no shap, no OpenCV): named like the factories' parameters ---------------
+def _check_blur(shape: Any, kx: Any, ky: Any) -> tuple[int, int, int]:
+    for name, value in (("kx", kx), ("ky", ky)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"blur kernel size {name} must be a positive integer, got "
+                              f"{value!r}; e.g. 'blur(8,8)'")
+    return check_image_shape(shape)
+
+
+def _check_blur_fits(shape: Any, kx: Any, ky: Any) -> tuple[int, int, int]:
+    """:func:`_check_blur`, and a kernel no larger than the image. The factory accepts larger
+    kernels (OpenCV then averages mirrored copies of the image, not a neighbourhood); an
+    experiment file may not ask for one."""
+    height, width, _ = shape = _check_blur(shape, kx, ky)
+    if kx > width or ky > height:
+        raise ConfigError(f"blur kernel kx x ky = {kx}x{ky} is larger than the {width}x{height} "
+                          f"(width x height) images; use kx <= {width} and ky <= {height}")
+    return shape
+
+
+def _check_constant(shape: Any, value: Any) -> tuple[int, int, int]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"constant masker value must be a finite number, got {value!r}")
+    return check_image_shape(shape)
+
+
+def _check_inpaint(shape: Any, radius: Any) -> tuple[int, int, int]:
+    if (isinstance(radius, bool) or not isinstance(radius, (int, float))
+            or not math.isfinite(radius) or radius <= 0):
+        raise ConfigError(f"inpainting radius must be a positive number, got {radius!r}; "
+                          f"e.g. 'inpaint_telea({DEFAULT_INPAINT_RADIUS:g})'")
+    return check_image_shape(shape)
+
+
+#: the argument check of each factory, run by :func:`resolve_masker_spec` for an image shape
+_ARGUMENT_CHECKS: dict[Callable[..., Any], Callable[..., tuple[int, int, int]]] = {
+    blur: _check_blur_fits, constant: _check_constant, inpaint_telea: _check_inpaint,
+    inpaint_ns: _check_inpaint}
 
 
 # --- spec parsing -----------------------------------------------------------------------------
@@ -99,14 +131,15 @@ def _literal(text: str, spec: str) -> int | float:
         return int(text)
     if _FLOAT.match(text):
         return float(text)
-    raise ConfigError(f"masker spec {spec!r}: argument {text!r} is not a number")
+    raise ConfigError(f"masker spec {spec!r}: argument {text!r} is not a number; masker "
+                      "arguments are numbers, e.g. 'blur(8,8)'")
 
 
 def parse_masker_spec(spec: str) -> tuple[str, tuple[int | float, ...], dict[str, int | float]]:
     """Split ``"name(a, b, key=c)"`` into ``("name", (a, b), {"key": c})``.
 
     Malformed specs raise ConfigError. Only the syntax is checked here: the name and the
-    arguments are checked by :func:`make_masker`.
+    arguments are checked by :func:`resolve_masker_spec`.
     """
     if not isinstance(spec, str):
         raise ConfigError(f"a masker spec must be a string such as 'blur(8,8)', got {spec!r}")
@@ -135,21 +168,31 @@ def parse_masker_spec(spec: str) -> tuple[str, tuple[int | float, ...], dict[str
     return name, tuple(args), kwargs
 
 
-def resolve_masker_spec(spec: str) -> tuple[str, Callable[..., Any], tuple, dict[str, Any]]:
+def resolve_masker_spec(spec: str, image_shape: tuple[int, int, int] | None = None
+                        ) -> tuple[str, Callable[..., Any], tuple, dict[str, Any]]:
     """(name, factory, args, kwargs) of ``spec``, checked without building anything: unknown
-    names and arguments the factory does not take raise ConfigError."""
+    names and arguments the factory does not take raise ConfigError; with ``image_shape``
+    (H, W, C), so do argument values the built-in factories refuse (non-positive kernel
+    sizes or radii, non-finite values) and blur kernels larger than the image."""
     from xaibench.registry import maskers
 
     name, args, kwargs = parse_masker_spec(spec)
     factory = maskers.get(name)
     signature = inspect.signature(factory)
     try:
-        signature.bind(None, *args, **kwargs)
+        bound = signature.bind(image_shape, *args, **kwargs)
     except TypeError as exc:
         accepted = ", ".join(p.name if p.default is inspect.Parameter.empty
                              else f"{p.name}={p.default!r}"
                              for p in list(signature.parameters.values())[1:])
         raise ConfigError(f"masker spec {spec!r}: {exc} — {name} takes ({accepted})") from None
+    check = _ARGUMENT_CHECKS.get(factory)
+    if image_shape is not None and check is not None:
+        bound.apply_defaults()
+        try:
+            check(**bound.arguments)
+        except ConfigError as exc:
+            raise ConfigError(f"masker spec {spec!r}: {exc}") from None
     return name, factory, args, kwargs
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import inspect
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from xaibench.errors import ConfigError
+from xaibench import registry
+from xaibench.errors import ConfigError, DataError
 from xaibench.experiment.config import (TRAIN_DEFAULTS, ExplainerConfig, ImagesConfig,
-                                        load_config, parse_config, static_signature)
+                                        dataset_info, explainer_parameters, load_config,
+                                        parse_config, static_signature)
 from xaibench.experiment.plan import make_plan
 
 
@@ -130,7 +136,7 @@ def test_required_sections(tiny_toml):
 def test_invalid_toml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"^x\.toml: invalid TOML: "):
         parse_config("name = ", origin="x.toml")
-    with pytest.raises(ConfigError, match=r"cannot read experiment file .*nope\.toml"):
+    with pytest.raises(ConfigError, match=r"experiment file .*nope\.toml does not exist"):
         load_config(tmp_path / "nope.toml")
 
 
@@ -230,3 +236,94 @@ def test_shipped_experiments_are_valid(path):
         assert [m.backend for m in plan.models] == ["torch", "keras", "flax"]
         assert trained.weights_from is None
         assert all(copy.weights_from == trained.key for copy in copies)
+
+
+# --- declarations validation reads instead of importing ---------------------------------------
+def _describe(name: str):
+    loader = registry.datasets.get(name)
+    return importlib.import_module(loader.__module__).describe
+
+
+@pytest.mark.parametrize("name", list(registry.datasets))
+def test_every_dataset_is_described_with_its_loaders_parameters(name):
+    assert inspect.signature(_describe(name)).parameters == \
+        inspect.signature(registry.datasets.get(name)).parameters
+
+
+def _image_folder(root: Path) -> dict:
+    from PIL import Image
+
+    for label, count in (("cat", 3), ("dog", 4), ("emu", 2)):
+        (root / label).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (5, 7), (40 * i, 10, 90)).save(root / label / f"{i}.png")
+    (root / ".hidden").mkdir()
+    return {"root": str(root), "size": [6, 4]}
+
+
+@pytest.mark.parametrize("name, params", [
+    ("digits", {}), ("digits", {"test_fraction": 0.1, "n_train": 50}),
+    ("digits", {"test_fraction": 0.9, "n_test": 0}),
+    ("synthetic", {"n_train": 20, "n_test": 6, "size": 12, "n_classes": 3}),
+    ("image_folder", {}), ("image_folder", {"grayscale": True, "n_train": 0}),
+    ("fashion_mnist", {"n_train": 10, "n_test": 5}),
+])
+def test_descriptions_match_what_the_loaders_load(tmp_path, name, params):
+    if name == "image_folder":
+        params = {**_image_folder(tmp_path), **params}
+    info = dataset_info(name, params)
+    try:
+        data = registry.datasets.get(name)(**params)
+    except DataError as exc:  # Fashion-MNIST files not on this machine
+        pytest.skip(str(exc))
+    assert info.shape == data.spec.shape
+    assert info.n_classes == len(data.class_names)
+    assert info.has_masks == (data.masks_test is not None)
+    for known, loaded in ((info.n_train, data.x_train), (info.n_test, data.x_test)):
+        assert known is None or known == len(loaded)
+
+
+def test_backends_declare_their_native_explainers_as_their_classes_do():
+    from xaibench.backend import Backend
+
+    frameworks = {"torch": "torch", "keras": "tensorflow", "flax": "flax"}
+    checked = 0
+    for name in registry.backends:
+        entry = registry.backends.entry(name)
+        assert entry.native_explainers <= {e for e in registry.explainers
+                                           if registry.explainers.entry(e).native}
+        if importlib.util.find_spec(frameworks[name]) is None:
+            continue
+        backend_class = registry.backends.get(name)
+        assert issubclass(backend_class, Backend)
+        assert backend_class.native_methods == entry.native_explainers, name
+        checked += 1
+    if not checked:
+        pytest.skip("no framework installed")
+
+
+def test_declared_minimums_are_the_explainers_own():
+    from xaibench.explain.permutation import min_max_evals
+
+    for name in registry.explainers:
+        minimums = registry.explainers.entry(name).minimums
+        assert set(minimums) <= set(explainer_parameters(name)), name
+    minimum = registry.explainers.entry("permutation").minimums["max_evals"]
+    for shape in ((28, 28, 1), (8, 8, 1), (32, 32, 3)):
+        assert minimum.of(shape[0] * shape[1] * shape[2]) == min_max_evals(shape)
+    assert str(minimum) == "2*M+1"
+
+
+def test_validation_with_every_check_imports_no_framework(tiny_toml, tmp_path):
+    metrics = [m for m in registry.metrics if not registry.metrics.get(m).needs_masks]
+    path = tmp_path / "all.toml"
+    path.write_text(tiny_toml.replace('metrics = ["additivity"]', f"metrics = {metrics}")
+                    .replace('name = "partition"', 'name = "permutation"')
+                    .replace("max_evals = 40", ""))
+    code = ("import sys; from xaibench.cli import main; assert main(['validate', sys.argv[1]]) "
+            "== 0; print(sorted({'torch', 'tensorflow', 'jax', 'shap', 'cv2', 'sklearn', 'PIL'} "
+            "& set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).parents[3])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", "config validation imported a framework"
