@@ -67,8 +67,8 @@ def _write_images(folder: Path, seed: int) -> None:
 def test_replaced_images_are_refused_then_retrained_never_served_from_the_old_model(
         tmp_path, cache, capsys):
     folder, out = tmp_path / "images", tmp_path / "out"
-    config = fast_config(IMAGE_FOLDER_TOML.replace("ROOT", str(folder)))
     _write_images(folder, seed=0)
+    config = fast_config(IMAGE_FOLDER_TOML.replace("ROOT", str(folder)))
     run(config, out, cache)
     _write_images(folder, seed=1)
     with pytest.raises(ConfigError, match=r"holds 3 cell\(s\) and 1 model\(s\) of another "
