@@ -30,6 +30,8 @@ from xaibench.errors import ConfigError, DataError
 
 NAME = "image_folder"
 EXTENSIONS = (".png", ".jpg", ".jpeg")
+#: Pillow modes of greyscale images (palette images count as colour)
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
 
 
 class ImageFolderWarning(UserWarning):
@@ -158,10 +160,6 @@ def _read_image(file: Path, height: int, width: int,
         img = img.resize((width, height), Image.Resampling.BILINEAR)
         array = np.asarray(img, dtype=np.float32) / np.float32(255)
     return (array[..., None] if grayscale else array), (original_size[1], original_size[0], grey)
-
-
-#: Pillow modes of greyscale images (palette images count as colour)
-_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
 
 
 def _warn_mixed(root: Path, originals: list[tuple[int, int, bool]], size: tuple[int, int],
