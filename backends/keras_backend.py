@@ -336,8 +336,9 @@ class KerasBackend(Backend):
         return cls(cls._zoo_model(BUILDERS, architecture, spec, arch_params), spec)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-            seed: int, augment: bool = False, patience: int | None = None,
-            validation_fraction: float = 0.1, progress: bool = True) -> dict[str, list[float]]:
+            seed: int, progress: bool = True, augment: bool = False,
+            patience: int | None = None,
+            validation_fraction: float = 0.1) -> dict[str, list[float]]:
         """Adam on sparse cross-entropy; returns the per-epoch history.
 
         A seeded ``validation_fraction`` of the images is held out; with ``patience`` training
