@@ -253,10 +253,9 @@ class FlaxBackend(Backend):
         return cls(module, variables, spec)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 256,
-            lr: float = 1e-4, seed: int = 0) -> dict[str, list[float]]:
+            lr: float = 1e-4, seed: int = 0, progress: bool = True) -> dict[str, list[float]]:
         """Adam on softmax cross-entropy (the Flax tutorial recipe); returns loss/accuracy."""
         import optax
-        from tqdm.auto import tqdm
 
         x, y = self._training_data(x, y, epochs=epochs, batch_size=batch_size, lr=lr)
         if set(self.variables) != {"params"}:
@@ -285,9 +284,7 @@ class FlaxBackend(Backend):
         for epoch in range(epochs):
             order = rng.permutation(n)
             loss_sum = correct_sum = 0.0
-            bar = tqdm(range(0, n, batch_size), desc=f"flax epoch {epoch + 1}/{epochs}",
-                       unit="batch", leave=False)
-            for start in bar:
+            for start in self._epoch_bar(range(0, n, batch_size), epoch, epochs, progress):
                 idx = order[start:start + batch_size]
                 pad = batch_size - len(idx)  # one compiled step: pad with zero-weight rows
                 weight = np.r_[np.ones(len(idx)), np.zeros(pad)].astype(np.float32)
@@ -298,8 +295,17 @@ class FlaxBackend(Backend):
                 correct_sum += float(correct)
             history["loss"].append(loss_sum / max(n, 1))
             history["accuracy"].append(correct_sum / max(n, 1))
+            self._check_epoch_loss(history["loss"][-1], epoch=epoch, epochs=epochs, lr=lr)
         self.variables = {**self.variables, "params": params}
+        self._check_trained_weights(epochs=epochs, lr=lr)
         return history
+
+    def nonfinite_weights(self) -> list[str]:
+        """Variables ('collection/layer/name') holding NaN/Inf."""
+        flat = jax.tree_util.tree_flatten_with_path(self.variables)[0]
+        return [_path_name(keys) for keys, value in flat
+                if jnp.issubdtype(jnp.result_type(value), jnp.floating)
+                and not bool(jnp.isfinite(value).all())]
 
     def save(self, path: Path) -> None:
         """Write the variables as msgpack (``flax.serialization``), atomically."""
@@ -341,5 +347,9 @@ class FlaxBackend(Backend):
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     """'collection/layer/name' -> shape of every array in a nested dict of variables."""
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {"/".join(str(getattr(k, "key", k)) for k in keys): tuple(np.shape(v))
-            for keys, v in flat}
+    return {_path_name(keys): tuple(np.shape(v)) for keys, v in flat}
+
+
+def _path_name(keys: tuple[Any, ...]) -> str:
+    """'collection/layer/name' of a pytree key path."""
+    return "/".join(str(getattr(k, "key", k)) for k in keys)

@@ -336,7 +336,8 @@ class KerasBackend(Backend):
         return cls(cls._zoo_model(BUILDERS, architecture, spec, arch_params), spec)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-            seed: int, augment: bool = False, patience: int | None = None,
+            seed: int, progress: bool = True, augment: bool = False,
+            patience: int | None = None,
             validation_fraction: float = 0.1) -> dict[str, list[float]]:
         """Adam on sparse cross-entropy; returns the per-epoch history.
 
@@ -361,13 +362,38 @@ class KerasBackend(Backend):
                         loss=keras.losses.SparseCategoricalCrossentropy(
                             from_logits=not _ends_in_softmax(self.model)),
                         metrics=["accuracy"], jit_compile=False)
-        callbacks = ([keras.callbacks.EarlyStopping("val_loss", patience=patience,
-                                                    restore_best_weights=True)]
-                     if patience is not None else [])
+        callbacks = [self._epoch_callback(-(-len(train) // batch_size), epochs, lr, progress)]
+        if patience is not None:
+            callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=patience,
+                                                           restore_best_weights=True))
         history = trainer.fit(x[train], y[train], batch_size=batch_size, epochs=epochs,
                               validation_data=(x[val], y[val]) if n_val else None,
                               shuffle=True, callbacks=callbacks, verbose=0)
+        self._check_trained_weights(epochs=epochs, lr=lr)
         return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+    def _epoch_callback(self, n_batches: int, epochs: int, lr: float,
+                        progress: bool) -> keras.callbacks.Callback:
+        """A progress bar per epoch; a NaN/Inf loss raises at the end of its epoch."""
+        bar: list[Any] = []
+
+        def begin(epoch: int, logs: dict[str, Any] | None = None) -> None:
+            bar[:] = [self._epoch_bar(range(n_batches), epoch, epochs, progress)]
+
+        def end(epoch: int, logs: dict[str, Any] | None = None) -> None:
+            bar[0].close()
+            if logs and "loss" in logs:
+                self._check_epoch_loss(float(logs["loss"]), epoch=epoch, epochs=epochs, lr=lr)
+
+        return keras.callbacks.LambdaCallback(
+            on_epoch_begin=begin, on_train_batch_end=lambda batch, logs=None: bar[0].update(1),
+            on_epoch_end=end)
+
+    def nonfinite_weights(self) -> list[str]:
+        """Variables (by path) holding NaN/Inf."""
+        return [variable.path for variable in self.model.weights
+                if variable.dtype.startswith(("float", "bfloat"))
+                and not np.isfinite(keras.ops.convert_to_numpy(variable)).all()]
 
     def _augmentation(self, seed: int) -> list[keras.layers.Layer]:
         """Random flip / shift / zoom layers (training only); gaps get the lowest value."""

@@ -267,9 +267,7 @@ class TorchBackend(Backend):
         return cls(module, spec)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-            seed: int) -> dict[str, list[float]]:
-        from tqdm.auto import tqdm
-
+            seed: int, progress: bool = True) -> dict[str, list[float]]:
         x, y = self._training_data(x, y, epochs=epochs, batch_size=batch_size, lr=lr)
         xt = self._to_tensor(x)
         yt = torch.from_numpy(y.astype(np.int64)).to(self.device)
@@ -287,9 +285,8 @@ class TorchBackend(Backend):
                     order = torch.randperm(n, generator=gen).to(self.device)
                     loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
                     correct = torch.zeros((), dtype=torch.int64, device=self.device)
-                    bar = tqdm(range(0, n, batch_size), desc=f"torch epoch {epoch + 1}/{epochs}",
-                               unit="batch", leave=False)
-                    for start in bar:
+                    for start in self._epoch_bar(range(0, n, batch_size), epoch, epochs,
+                                                 progress):
                         idx = order[start:start + batch_size]
                         xb, yb = xt[idx], yt[idx]
                         optimizer.zero_grad(set_to_none=True)
@@ -302,9 +299,17 @@ class TorchBackend(Backend):
                             correct += (logits.argmax(dim=1) == yb).sum()
                     history["loss"].append(float(loss_sum) / max(n, 1))
                     history["accuracy"].append(float(correct) / max(n, 1))
+                    self._check_epoch_loss(history["loss"][-1], epoch=epoch, epochs=epochs,
+                                           lr=lr)
             finally:
                 module.eval()
+        self._check_trained_weights(epochs=epochs, lr=lr)
         return history
+
+    def nonfinite_weights(self) -> list[str]:
+        """Parameters and floating-point buffers (e.g. BatchNorm statistics) with NaN/Inf."""
+        return [name for name, tensor in self.module.state_dict().items()
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
     def save(self, path: Path) -> None:
         with replaced_atomically(path) as tmp:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -18,13 +19,26 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar, Union
 
 import numpy as np
 
-from xaibench.errors import ConfigError, XaibenchError
+from xaibench.errors import ConfigError, TrainingDivergedError, XaibenchError
 
 #: What to explain: an int k = the k highest-scoring classes of each image ("top-k"),
 #: or explicit class indices of shape (N,) or (N, K).
 Targets = Union[int, Sequence[int], np.ndarray]
 
 _Model = TypeVar("_Model")
+
+#: the fix named when training diverges
+_SMALLER_LR = "train with a smaller lr (Adam usually trains well with lr = 1e-3 or below)"
+
+#: pixel values may exceed the declared value range by this fraction of its width (round-off)
+VALUE_RANGE_TOLERANCE = 1e-3
+
+
+def _images_with(bad: np.ndarray) -> str:
+    """'3 of 10 images (first: image 4)' for an (N, ...) mask of bad entries."""
+    per_image = bad.reshape(len(bad), -1).any(axis=1)
+    return (f"{int(per_image.sum())} of {len(bad)} images "
+            f"(first: image {int(np.argmax(per_image))})")
 
 
 def check_checkpoint_shapes(path: Path, model: str, own: Mapping[str, tuple[int, ...]],
@@ -64,7 +78,29 @@ class ImageSpec:
                                 f"(NHWC); got {x.shape}")
         if not np.issubdtype(x.dtype, np.number):
             raise XaibenchError(f"expected numeric images, got dtype {x.dtype}")
-        return np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.size:
+            self._check_values(x)
+        return x
+
+    def _check_values(self, x: np.ndarray) -> None:
+        """Raise unless every pixel is finite and inside :attr:`value_range` (plus
+        :data:`VALUE_RANGE_TOLERANCE` of its width). One min and one max in the common case."""
+        low, high = self.value_range
+        margin = VALUE_RANGE_TOLERANCE * (high - low)
+        if x.min() >= low - margin and x.max() <= high + margin:  # NaN fails both
+            return
+        bad = ~np.isfinite(x)
+        if bad.any():
+            raise XaibenchError(
+                f"{int(bad.sum())} pixel values are NaN or infinite, in {_images_with(bad)}; "
+                f"images must be finite: repair or drop those images")
+        outside = (x < low - margin) | (x > high + margin)
+        raise XaibenchError(
+            f"{int(outside.sum())} pixel values lie outside the declared value range "
+            f"[{low:g}, {high:g}] (the images span [{x.min():g}, {x.max():g}]), in "
+            f"{_images_with(outside)}; scale the images to [{low:g}, {high:g}] (8-bit pixels: "
+            f"divide by 255) or declare the range: ImageSpec(..., value_range=(lo, hi))")
 
 
 @dataclass
@@ -114,6 +150,11 @@ def resolve_targets(scores: np.ndarray, targets: Targets) -> np.ndarray:
         k = int(targets)
         if not 1 <= k <= n_classes:
             raise ConfigError(f"top-k targets must be in 1..{n_classes}, got {k}")
+        if not np.isfinite(scores).all():
+            raise XaibenchError(
+                f"cannot pick the top-{k} classes: the scores are NaN or infinite for "
+                f"{_images_with(~np.isfinite(scores))}; fix the model (see its predict) or "
+                f"give explicit target classes")
         return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
     idx = np.asarray(targets, dtype=np.int64)
     if idx.ndim == 1:
@@ -123,6 +164,18 @@ def resolve_targets(scores: np.ndarray, targets: Targets) -> np.ndarray:
     if idx.size and (idx.min() < 0 or idx.max() >= n_classes):
         raise ConfigError(f"target indices must be in 0..{n_classes - 1}")
     return idx
+
+
+def _check_attributions(method: str, arrays: Mapping[str, np.ndarray | None]) -> None:
+    """Raise naming ``method`` and the array when an explainer's output holds NaN/Inf."""
+    for name, array in arrays.items():
+        bad = None if array is None else ~np.isfinite(array)
+        if bad is not None and bad.any():
+            raise XaibenchError(
+                f"explainer '{method}' returned {int(bad.sum())} NaN or infinite "
+                f"{name.replace('_', ' ')} for {_images_with(bad)}; the model's outputs or "
+                f"gradients overflow on these images: check the model, or use a model-agnostic "
+                f"explainer (partition, permutation)")
 
 
 class Backend(ABC):
@@ -147,7 +200,19 @@ class Backend(ABC):
             return np.zeros((0, self.spec.n_classes), np.float32)
         parts = [self._predict_batch(x[i:i + self.batch_size])
                  for i in range(0, len(x), self.batch_size)]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        scores = np.concatenate(parts).astype(np.float32, copy=False)
+        if not np.isfinite(scores).all():
+            self._raise_nonfinite_scores(scores)
+        return scores
+
+    def _raise_nonfinite_scores(self, scores: np.ndarray) -> None:
+        bad = ~np.isfinite(scores)
+        image, output = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        raise XaibenchError(
+            f"the {self.name} model outputs NaN or infinite scores ({int(bad.sum())} of "
+            f"{bad.size} outputs) for {_images_with(bad)}; e.g. output {output} of image "
+            f"{image} is {scores[image, output]}: its weights hold NaN/Inf (a training run that "
+            f"diverged: retrain with a smaller lr) or its computation overflows on these images")
 
     @abstractmethod
     def _predict_batch(self, x: np.ndarray) -> np.ndarray:
@@ -166,16 +231,19 @@ class Backend(ABC):
         evals_before, start = self.n_evals, time.perf_counter()
         values, base_values, *layer_values = explainer(self, x, output_indices, **params)
         wall = time.perf_counter() - start
+        arrays = {"values": np.asarray(values, dtype=np.float64),
+                  "base_values": np.asarray(base_values, dtype=np.float64),
+                  "layer_values": (np.asarray(layer_values[0], dtype=np.float64)
+                                   if layer_values else None)}
+        _check_attributions(method, arrays)
         return Attribution(
             method=method,
-            values=np.asarray(values, dtype=np.float64),
             output_indices=output_indices,
-            base_values=np.asarray(base_values, dtype=np.float64),
             model_outputs=np.take_along_axis(scores, output_indices, axis=1).astype(np.float64),
             wall_seconds=wall,
             model_evals=self.n_evals - evals_before,
             params={k: v for k, v in params.items() if not isinstance(v, np.ndarray)},
-            layer_values=np.asarray(layer_values[0], dtype=np.float64) if layer_values else None,
+            **arrays,
         )
 
     def native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
@@ -250,8 +318,13 @@ class Backend(ABC):
 
     @abstractmethod
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-            seed: int) -> dict[str, list[float]]:
-        """Train on NHWC images and int labels; return per-epoch history (e.g. loss)."""
+            seed: int, progress: bool = True) -> dict[str, list[float]]:
+        """Train on NHWC images and int labels; return per-epoch history (e.g. loss).
+
+        ``progress`` shows a progress bar per epoch. A NaN/Inf loss stops training at the end
+        of that epoch and raises :class:`TrainingDivergedError` (:meth:`_check_epoch_loss`), as
+        do NaN/Inf weights after training (:meth:`_check_trained_weights`).
+        """
 
     def _training_data(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
                        lr: float) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +340,34 @@ class Backend(ABC):
             raise ConfigError(f"need epochs >= 0, batch_size >= 1, lr > 0; "
                               f"got {epochs}, {batch_size}, {lr}")
         return x, y
+
+    def _epoch_bar(self, batches: range, epoch: int, epochs: int, progress: bool) -> Any:
+        """A tqdm bar over the ``batches`` of one training epoch (silent unless ``progress``)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(batches, desc=f"{self.name} epoch {epoch + 1}/{epochs}", unit="batch",
+                    leave=False, disable=not progress)
+
+    def _check_epoch_loss(self, loss: float, *, epoch: int, epochs: int, lr: float) -> None:
+        """Raise :class:`TrainingDivergedError` when the mean loss of ``epoch`` (0-based) is
+        NaN or infinite."""
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"{self.name} training diverged: the loss is {loss} in epoch {epoch + 1} of "
+                f"{epochs} with lr = {lr:g}; {_SMALLER_LR}")
+
+    def _check_trained_weights(self, *, epochs: int, lr: float) -> None:
+        """Raise :class:`TrainingDivergedError` when training left NaN/Inf weights."""
+        bad = self.nonfinite_weights()
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise TrainingDivergedError(
+                f"{self.name} training diverged: after {epochs} epochs with lr = {lr:g} the "
+                f"weights {shown} hold NaN or infinite values; {_SMALLER_LR}")
+
+    def nonfinite_weights(self) -> list[str]:
+        """Names of the weight tensors that hold NaN or infinite values (empty: all finite)."""
+        raise NotImplementedError(f"backend '{self.name}' does not inspect its weights")
 
     @abstractmethod
     def save(self, path: Path) -> None:

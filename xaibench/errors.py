@@ -13,6 +13,10 @@ class DataError(XaibenchError):
     """A dataset file is missing, corrupt, truncated or fails its checksum."""
 
 
+class TrainingDivergedError(XaibenchError):
+    """Training produced a NaN/Inf loss or NaN/Inf weights (typically: the lr is too large)."""
+
+
 class MissingFrameworkError(XaibenchError, ImportError):
     """An optional framework (torch, tensorflow, jax) is not installed."""
 

@@ -283,6 +283,7 @@ def test_fit_learns_a_separable_task_reproducibly():
     y = rng.integers(0, 3, 300)
     x = rng.normal(0.3, 0.1, (300, *SPEC.shape)).astype(np.float32)
     x[np.arange(300), y * 2, y * 2, 0] += 1.0  # the class is a bright pixel's position
+    x = np.clip(x, *SPEC.value_range)
     histories, predictions = [], []
     for _ in range(2):
         backend = FlaxBackend.from_zoo("mlp", SPEC, seed=0, hidden=16)

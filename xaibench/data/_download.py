@@ -63,7 +63,9 @@ def download(url: str, dest: str | os.PathLike[str], sha256: str, *, timeout: fl
     if actual != sha256:
         part.unlink(missing_ok=True)
         raise DataError(f"{dest}: checksum mismatch for download from {url}: SHA-256 is "
-                        f"{actual}, expected {sha256} (the downloaded file was deleted)")
+                        f"{actual}, expected {sha256}; the downloaded file was deleted. Run "
+                        f"again; if it persists the server (or a proxy) sends other content: "
+                        f"get the file elsewhere and place it at {dest}")
     os.replace(part, dest)
     return dest
 

@@ -75,8 +75,9 @@ def parse_idx(data: bytes, path: str | os.PathLike[str], *,
                         "4-byte magic number")
     magic = int.from_bytes(data[:4], "big")
     if expect_magic is not None and magic != expect_magic:
-        raise DataError(f"{path}: wrong IDX magic number 0x{magic:08x}, expected "
-                        f"0x{expect_magic:08x} ({_describe(expect_magic)})")
+        raise DataError(f"{path}: wrong IDX magic number 0x{magic:08x} ({_describe(magic)}), "
+                        f"expected 0x{expect_magic:08x} ({_describe(expect_magic)}): the file "
+                        f"holds other data than its name says")
     zero, type_code, ndim = magic >> 16, (magic >> 8) & 0xFF, magic & 0xFF
     if zero != 0 or type_code not in _DTYPES or ndim == 0:
         raise DataError(f"{path}: not an IDX file (magic number 0x{magic:08x})")
@@ -135,4 +136,4 @@ def _describe(magic: int) -> str:
         return "ubyte labels, 1 dimension"
     if magic == IMAGES_MAGIC:
         return "ubyte images, 3 dimensions"
-    return "IDX"
+    return "neither ubyte images nor ubyte labels"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xaibench.backend import ImageSpec
+from xaibench.errors import DataError, XaibenchError
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,25 @@ class Dataset:
     class_names: tuple[str, ...]
     masks_train: np.ndarray | None = None
     masks_test: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        """Raise :class:`DataError` naming the split unless the images are NHWC, finite and in
+        [0, 1] (:meth:`ImageSpec.check`) and the labels are integers naming a class."""
+        if np.ndim(self.x_train) != 4:
+            raise DataError(f"dataset '{self.name}': x_train must be images (N, H, W, C); got "
+                            f"shape {np.shape(self.x_train)}")
+        n_classes = len(self.class_names)
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), np.asarray(getattr(self, f"y_{split}"))
+            try:
+                self.spec.check(x)
+            except XaibenchError as exc:
+                raise DataError(f"dataset '{self.name}', x_{split}: {exc}") from None
+            if (y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer)
+                    or (y.size and not 0 <= y.min() <= y.max() < n_classes)):
+                raise DataError(f"dataset '{self.name}': y_{split} must hold {len(x)} integer "
+                                f"labels in 0..{n_classes - 1}; got {y.dtype} of shape "
+                                f"{y.shape}" + (f" in {y.min()}..{y.max()}" if y.size else ""))
 
     @property
     def spec(self) -> ImageSpec:

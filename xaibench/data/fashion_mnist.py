@@ -17,12 +17,14 @@ SHA-256 of its decompressed content must be that of the official data.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -117,8 +119,9 @@ def fetch(dest: str | os.PathLike[str] | None = None, *, timeout: float = 60.0) 
     if dest is None:
         found = find()
         if found is not None:
-            for f in FILES.values():
-                _verify(found / f.name, f)
+            with _refetch_hint():
+                for f in FILES.values():
+                    _verify(found / f.name, f)
             return found
         folder = cache_dir()
     else:
@@ -181,6 +184,16 @@ def _to_float(images: np.ndarray) -> np.ndarray:
     return np.divide(images, np.float32(255), dtype=np.float32)[..., None]
 
 
+@contextlib.contextmanager
+def _refetch_hint() -> Iterator[None]:
+    """Add the fix to a :class:`DataError` about a damaged or wrong file."""
+    try:
+        yield
+    except DataError as exc:
+        raise DataError(f"{exc} — delete the file and run `xaibench data fetch fashion-mnist` "
+                        f"to download it again") from None
+
+
 def _read(path: Path, spec: _File) -> np.ndarray:
     """Verified, decoded contents of ``path`` (read-only uint8), cached per file version."""
     stat = path.stat()
@@ -195,13 +208,14 @@ def _read_cached(path: str, size: int, mtime_ns: int, spec: _File) -> np.ndarray
     except OSError as exc:
         raise DataError(f"{path}: cannot read file: {exc}") from exc
     ok = hashlib.sha256(raw).hexdigest() in (spec.sha256, *spec.alt_sha256)
-    data = _idx.decompress(raw, path)
-    if not ok and hashlib.sha256(data).hexdigest() != spec.content_sha256:
-        raise DataError(f"{path}: checksum mismatch: the file is not the official "
-                        f"{spec.name} (delete it and run `xaibench data fetch fashion-mnist`)")
-    array = _idx.parse_idx(data, path, expect_magic=spec.magic)
-    if array.shape[0] != spec.count:
-        raise DataError(f"{path}: expected {spec.count} items, found {array.shape[0]}")
+    with _refetch_hint():
+        data = _idx.decompress(raw, path)
+        if not ok and hashlib.sha256(data).hexdigest() != spec.content_sha256:
+            raise DataError(f"{path}: checksum mismatch: the file is not the official "
+                            f"{spec.name}")
+        array = _idx.parse_idx(data, path, expect_magic=spec.magic)
+        if array.shape[0] != spec.count:
+            raise DataError(f"{path}: expected {spec.count} items, found {array.shape[0]}")
     array.setflags(write=False)
     return array
 

@@ -9,6 +9,12 @@ belong to that class. PNG and JPEG files are decoded with Pillow, EXIF-rotated, 
 RGB (or grey) and resized to ``size`` (stretched, no cropping). Files that are not images
 or cannot be decoded are skipped with one :class:`ImageFolderWarning` listing each of them
 and the reason; hidden files (``.name``) are ignored silently.
+
+Images of different sizes, or a mix of greyscale and colour images, are not an error: every
+image is resized to ``size`` and converted to RGB (grey with ``grayscale``) as always, and one
+:class:`ImageFolderWarning` says how many sizes and how many grey and colour images there were.
+Errors (:class:`~xaibench.errors.DataError`): a missing or empty root, a class folder without
+a readable image, and a single class (a classifier needs at least two).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from xaibench.errors import ConfigError, DataError
 
 NAME = "image_folder"
 EXTENSIONS = (".png", ".jpg", ".jpeg")
+#: Pillow modes of greyscale images (palette images count as colour)
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
 
 
 class ImageFolderWarning(UserWarning):
@@ -41,8 +49,8 @@ def load(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = False
     ``numpy.random.default_rng(seed)``; both splits are then shuffled with the same generator.
     ``n_train`` / ``n_test`` keep the first n images of each split; None keeps all.
 
-    Raises :class:`DataError` when ``root`` does not exist or is not a folder, when it has no
-    class subfolders, or when a class folder has no readable image.
+    Raises :class:`DataError` when ``root`` does not exist or is not a folder, when it has
+    fewer than two class subfolders, or when a class folder has no readable image.
     """
     height, width = _check_size(size)
     if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float))
@@ -67,9 +75,15 @@ def load(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = False
         _warn_skipped(path, skipped)
         raise DataError(f"image folder {path} is empty: expected one subfolder per class "
                         "holding PNG/JPEG images")
+    if len(class_dirs) == 1:
+        _warn_skipped(path, skipped)
+        raise DataError(f"image folder {path} has a single class folder ({class_dirs[0].name}): "
+                        f"a classifier needs at least 2 classes; add one subfolder of images "
+                        f"per class")
 
     images: list[np.ndarray] = []
     labels: list[int] = []
+    originals: list[tuple[int, int, bool]] = []  # (height, width, grey) before conversion
     empty = []
     for label, folder in enumerate(class_dirs):
         count = 0
@@ -78,10 +92,12 @@ def load(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = False
                 skipped.append((file, f"not a PNG/JPEG file (extension '{file.suffix}')"))
                 continue
             try:
-                images.append(_read_image(file, height, width, grayscale))
+                image, original = _read_image(file, height, width, grayscale)
             except Exception as exc:  # noqa: BLE001 - any undecodable file is skipped
                 skipped.append((file, f"cannot decode image: {type(exc).__name__}: {exc}"))
                 continue
+            images.append(image)
+            originals.append(original)
             labels.append(label)
             count += 1
         if count == 0:
@@ -89,7 +105,9 @@ def load(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = False
     _warn_skipped(path, skipped)
     if empty:
         raise DataError(f"image folder {path}: no readable PNG/JPEG image in class folder(s) "
-                        + ", ".join(str(f) for f in empty))
+                        + ", ".join(str(f) for f in empty)
+                        + "; add images to each class folder or remove the empty ones")
+    _warn_mixed(path, originals, (height, width), grayscale)
 
     x = np.stack(images)
     y = np.asarray(labels, dtype=np.int64)
@@ -122,13 +140,16 @@ def _files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def _read_image(file: Path, height: int, width: int, grayscale: bool) -> np.ndarray:
-    """One image as float32 (height, width, channels) in [0, 1]."""
+def _read_image(file: Path, height: int, width: int,
+                grayscale: bool) -> tuple[np.ndarray, tuple[int, int, bool]]:
+    """One image as float32 (height, width, channels) in [0, 1], and its original (height,
+    width, is greyscale)."""
     from PIL import Image, ImageOps
 
     with Image.open(file) as img:
         if img.format not in ("PNG", "JPEG", "MPO"):
             raise ValueError(f"file content is {img.format}, not PNG/JPEG")
+        original_size, grey = img.size, img.mode in _GREY_MODES
         if img.format in ("JPEG", "MPO"):
             # decode large JPEGs at a reduced scale (still >= the requested size)
             img.draft("L" if grayscale else "RGB", (width, height))
@@ -138,7 +159,25 @@ def _read_image(file: Path, height: int, width: int, grayscale: bool) -> np.ndar
         img = img.convert("L" if grayscale else "RGB")
         img = img.resize((width, height), Image.Resampling.BILINEAR)
         array = np.asarray(img, dtype=np.float32) / np.float32(255)
-    return array[..., None] if grayscale else array
+    return (array[..., None] if grayscale else array), (original_size[1], original_size[0], grey)
+
+
+def _warn_mixed(root: Path, originals: list[tuple[int, int, bool]], size: tuple[int, int],
+                grayscale: bool) -> None:
+    """One warning when the images had different sizes or mixed greyscale and colour."""
+    sizes = sorted({(h, w) for h, w, _ in originals})
+    n_grey = sum(grey for _, _, grey in originals)
+    notes = []
+    if len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w}" for h, w in sizes[:3]) + (", ..." if len(sizes) > 3 else "")
+        notes.append(f"{len(sizes)} different sizes ({shown}) were all resized to "
+                     f"{size[0]}x{size[1]} (stretched)")
+    if 0 < n_grey < len(originals):
+        notes.append(f"{n_grey} greyscale and {len(originals) - n_grey} colour images were all "
+                     f"converted to {'greyscale' if grayscale else 'RGB'}")
+    if notes:
+        warnings.warn(f"image folder {root}: " + "; ".join(notes) + " (choose with the size "
+                      "and grayscale parameters)", ImageFolderWarning, stacklevel=3)
 
 
 def _to_8bit(img):

@@ -5,7 +5,9 @@ Checkpoints live in ``<cache>/checkpoints/<model key>.ckpt`` with a JSON sidecar
 history. ``<cache>`` is ``$XAIBENCH_CACHE``, else ``$XDG_CACHE_HOME/xaibench``, else
 ``~/.cache/xaibench``. Both files are written atomically (temporary file + rename); a
 checkpoint whose sidecar is missing, unreadable, for another key or with another hash is
-never used: it is retrained (with a :class:`CheckpointWarning`) and overwritten.
+never used: it is retrained (with a :class:`CheckpointWarning`) and overwritten; so is one
+whose weights hold NaN/Inf. A cache that cannot be written costs only the caching: the trained
+model is used, with a :class:`CheckpointWarning` naming the cache and the fix.
 
 A copied model (``weights_from``) is never trained nor cached: :func:`copy_model` builds it,
 gives it its source's weights (:mod:`backends.zoo.transfer`) and checks that it reproduces the
@@ -66,21 +68,36 @@ def checkpoint_path(model: ModelPlan, cache_dir: Path | None = None) -> Path:
     return (cache_dir or cache_root()) / "checkpoints" / f"{model.key}.ckpt"
 
 
-def obtain_model(model: ModelPlan, dataset: Dataset, *,
-                 cache_dir: Path | None = None) -> ObtainedModel:
-    """Load ``model`` from the cache or build and train it (and cache it); evaluate it."""
+def obtain_model(model: ModelPlan, dataset: Dataset, *, cache_dir: Path | None = None,
+                 progress: bool = True) -> ObtainedModel:
+    """Load ``model`` from the cache or build and train it (and cache it); evaluate it.
+
+    ``progress`` shows training progress bars. When the cache cannot be written the trained
+    model is still used (with a :class:`CheckpointWarning` naming the cache). A model whose
+    training diverges raises :class:`~xaibench.errors.TrainingDivergedError`; one that
+    outputs NaN/Inf on the test split raises :class:`XaibenchError`.
+    """
     path = checkpoint_path(model, cache_dir)
     x, y = dataset.x_train[:model.n_train], dataset.y_train[:model.n_train]
     cached = _load_cached(model, dataset, path)
+    checkpoint: str | None = str(path)
     if cached is not None:
         backend, sidecar = cached
         train_seconds, history = sidecar["train_seconds"], sidecar["history"]
     else:
         backend = _build(model, dataset)
         start = time.perf_counter()
-        history = backend.fit(x, y, **model.train, seed=model.seed)
+        history = backend.fit(x, y, **model.train, seed=model.seed, progress=progress)
         train_seconds = time.perf_counter() - start
-        _save(backend, model, path, train_seconds, history)
+        try:
+            _save(backend, model, path, train_seconds, history)
+        except OSError as exc:
+            root = path.parent
+            warnings.warn(f"cannot write the checkpoint cache {root} ({exc}); the trained model "
+                          f"is used but not cached, so the next run trains it again: make "
+                          f"{root} writable or set XAIBENCH_CACHE=<a writable directory>",
+                          CheckpointWarning, stacklevel=2)
+            checkpoint = None
     scores = backend.predict(dataset.x_test)
     evaluation = evaluate(dataset.y_test, scores, dataset.class_names)
     record = ModelRecord(
@@ -90,7 +107,7 @@ def obtain_model(model: ModelPlan, dataset: Dataset, *,
         train_seconds=train_seconds,
         evaluation={**evaluation, "params": model.params, "history": history,
                     "from_cache": cached is not None},
-        checkpoint=str(path))
+        checkpoint=checkpoint)
     return ObtainedModel(backend, record, scores, from_cache=cached is not None)
 
 
@@ -159,9 +176,13 @@ def _load_cached(model: ModelPlan, dataset: Dataset,
         backend = _build(model, dataset)
         try:
             backend.load(path)
-            return backend, json.loads(sidecar_path.read_text())
         except XaibenchError as exc:
             problem = f"it does not load ({exc})"
+        else:
+            bad = backend.nonfinite_weights()
+            if not bad:
+                return backend, json.loads(sidecar_path.read_text())
+            problem = f"its weights {', '.join(bad[:3])} hold NaN/Inf (a diverged training run)"
     warnings.warn(f"checkpoint {path} is not usable: {problem}; training the model again",
                   CheckpointWarning, stacklevel=3)
     return None

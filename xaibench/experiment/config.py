@@ -98,7 +98,8 @@ from xaibench.errors import ConfigError, XaibenchError
 
 #: explainer parameters the runner supplies (from ``maskers`` and ``dataset.n_background``)
 RUNNER_SUPPLIED = ("masker", "background")
-#: training parameters (the keywords of ``Backend.fit`` but ``seed``) and their defaults
+#: training parameters (the keywords of ``Backend.fit`` but ``seed`` and ``progress``) and their
+#: defaults
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 1, "batch_size": 128, "lr": 1e-3}
 
 _TOP_KEYS = ("name", "seed", "output", "metrics", "metric_params", "dataset", "images", "models",
@@ -345,7 +346,7 @@ def _model(table: dict[str, Any], where: str) -> ModelConfig:
     train = _value(table, "train", where, dict, {})
     fit = static_signature(f"{registry.backends.entry(backend).target}.fit")
     keys = tuple(p.name for p in fit.parameters.values()
-                 if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "seed")
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("seed", "progress"))
     _check_keys(train, keys, f"{where} train")
     train = {**TRAIN_DEFAULTS, **train}
     _bind(fit, 3, train, f"{where} train of backend '{backend}'", ["seed"])

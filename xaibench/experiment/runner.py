@@ -186,7 +186,7 @@ def _run_pending(plan: Plan, pending: list[Cell], config: ExperimentConfig, data
     if not pending:
         return n_finished, failures
     background = select_background(config, dataset)
-    models = _Models(plan, pending, dataset, cache_dir)
+    models = _Models(plan, pending, dataset, cache_dir, progress)
     with tqdm(total=len(pending), desc=config.name, unit="cell", disable=not progress) as bar:
         for model in plan.models:
             cells = [cell for cell in pending if cell.model.key == model.key]
@@ -226,8 +226,9 @@ class _Models:
     uses (its own cells, copies of it) has had it."""
 
     def __init__(self, plan: Plan, pending: list[Cell], dataset: Dataset,
-                 cache_dir: Path | None) -> None:
+                 cache_dir: Path | None, progress: bool) -> None:
         self.plan, self.dataset, self.cache_dir = plan, dataset, cache_dir
+        self.progress = progress
         models = {cell.model.key: cell.model for cell in pending}.values()
         self.uses = Counter(model.weights_from or model.key for model in models)
         self.kept: dict[str, ObtainedModel] = {}
@@ -242,8 +243,8 @@ class _Models:
         return copy_model(model, source, self.dataset), source.test_scores
 
     def _trained(self, model: ModelPlan) -> ObtainedModel:
-        obtained = self.kept.pop(model.key, None) or obtain_model(model, self.dataset,
-                                                                  cache_dir=self.cache_dir)
+        obtained = self.kept.pop(model.key, None) or obtain_model(
+            model, self.dataset, cache_dir=self.cache_dir, progress=self.progress)
         self.uses[model.key] -= 1
         if self.uses[model.key] > 0:
             self.kept[model.key] = obtained

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import shutil
 import struct
 
 import numpy as np
 import pytest
 
+from tests.unit.data._fashion import (fake_files, isolated_search_dirs, use_fake_checksums,
+                                     write_files)
 from xaibench.data import fashion_mnist as fm
 from xaibench.errors import ConfigError, DataError
 
@@ -20,47 +21,7 @@ HAVE_REAL = all((REAL / f.name).is_file() for f in fm.FILES.values())
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """Isolated search folders: $XAIBENCH_DATA, XDG cache and the system folder under tmp."""
-    dirs = {
-        "data": tmp_path / "data" / "fashion-mnist",
-        "cache": tmp_path / "xdg" / "xaibench" / "fashion-mnist",
-        "system": tmp_path / "system" / "fashion-mnist",
-    }
-    monkeypatch.setenv("XAIBENCH_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(fm, "SYSTEM_DIR", dirs["system"])
-    return dirs
-
-
-def _fake_files(marker: int) -> dict[str, bytes]:
-    """Tiny gzip IDX files (6 train, 3 test images of 2x2): pixel values are ``marker``."""
-    rng = np.random.default_rng(marker)
-    out = {}
-    for split, n in (("train", 6), ("t10k", 3)):
-        images = np.full((n, 2, 2), marker, dtype=np.uint8)
-        images[:, 0, 0] = np.arange(n)  # to check the order
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        out[f"{split}-images-idx3-ubyte.gz"] = gzip.compress(
-            struct.pack(">IIII", 0x803, n, 2, 2) + images.tobytes(), mtime=0)
-        out[f"{split}-labels-idx1-ubyte.gz"] = gzip.compress(
-            struct.pack(">II", 0x801, n) + labels.tobytes(), mtime=0)
-    return out
-
-
-def _use_fake_checksums(monkeypatch, files: dict[str, bytes]) -> None:
-    """Point fm.FILES at the fake files' digests (and their 6/3 item counts)."""
-    fake = {}
-    for key, spec in fm.FILES.items():
-        data = files[spec.name]
-        fake[key] = fm._File(spec.name, hashlib.sha256(data).hexdigest(), (),
-                             hashlib.sha256(gzip.decompress(data)).hexdigest(), spec.magic,
-                             6 if key.startswith("train") else 3)
-    monkeypatch.setattr(fm, "FILES", fake)
-
-
-def _write(folder, files):
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
+    return isolated_search_dirs(tmp_path, monkeypatch)
 
 
 def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
@@ -74,11 +35,11 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
 
 
 def test_search_order(env, monkeypatch):
-    files = {m: _fake_files(m) for m in (10, 20, 30)}  # a different copy in each folder
+    files = {m: fake_files(m) for m in (10, 20, 30)}  # a different copy in each folder
     assert fm.search_dirs() == [env["data"], env["cache"], env["system"]]
     for marker, key in ((30, "system"), (20, "cache"), (10, "data")):
-        _write(env[key], files[marker])
-        _use_fake_checksums(monkeypatch, files[marker])  # only this copy passes verification
+        write_files(env[key], files[marker])
+        use_fake_checksums(monkeypatch, files[marker])  # only this copy passes verification
         assert fm.find() == env[key]
         ds = fm.load()
         assert ds.x_train[1, 1, 1, 0] == pytest.approx(marker / 255)
@@ -88,9 +49,9 @@ def test_search_order(env, monkeypatch):
 
 
 def test_load_fake_data(env, monkeypatch):
-    files = _fake_files(200)
-    _write(env["cache"], files)
-    _use_fake_checksums(monkeypatch, files)
+    files = fake_files(200)
+    write_files(env["cache"], files)
+    use_fake_checksums(monkeypatch, files)
     ds = fm.load()
     assert ds.name == "fashion_mnist" and ds.class_names == fm.CLASS_NAMES
     assert ds.x_train.shape == (6, 2, 2, 1) and ds.x_test.shape == (3, 2, 2, 1)
@@ -115,11 +76,11 @@ def test_not_found(env):
 
 
 def test_checksum_mismatch_names_file(env, monkeypatch):
-    files = _fake_files(1)
-    _use_fake_checksums(monkeypatch, files)
+    files = fake_files(1)
+    use_fake_checksums(monkeypatch, files)
     files["train-labels-idx1-ubyte.gz"] = gzip.compress(
         struct.pack(">II", 0x801, 6) + bytes([9, 9, 9, 9, 9, 9]))
-    _write(env["data"], files)
+    write_files(env["data"], files)
     with pytest.raises(DataError, match="checksum mismatch") as info:
         fm.load()
     assert str(env["data"] / "train-labels-idx1-ubyte.gz") in str(info.value)
@@ -128,18 +89,18 @@ def test_checksum_mismatch_names_file(env, monkeypatch):
 
 
 def test_corrupt_file_names_file(env, monkeypatch):
-    files = _fake_files(1)
-    _use_fake_checksums(monkeypatch, files)
+    files = fake_files(1)
+    use_fake_checksums(monkeypatch, files)
     files["t10k-images-idx3-ubyte.gz"] = files["t10k-images-idx3-ubyte.gz"][:-9]
-    _write(env["system"], files)
+    write_files(env["system"], files)
     with pytest.raises(DataError, match="corrupt gzip") as info:
         fm.load()
     assert str(env["system"] / "t10k-images-idx3-ubyte.gz") in str(info.value)
 
 
 def test_fetch_downloads_into_cache(env, monkeypatch, file_server):
-    files = _fake_files(5)
-    _use_fake_checksums(monkeypatch, files)
+    files = fake_files(5)
+    use_fake_checksums(monkeypatch, files)
     for name, data in files.items():
         file_server.serve(name, data)
     monkeypatch.setattr(fm, "BASE_URL", file_server.url + "/")
@@ -161,17 +122,17 @@ def test_fetch_downloads_into_cache(env, monkeypatch, file_server):
 
 
 def test_fetch_returns_existing_folder_without_network(env, monkeypatch, file_server):
-    files = _fake_files(5)
-    _use_fake_checksums(monkeypatch, files)
-    _write(env["system"], files)
+    files = fake_files(5)
+    use_fake_checksums(monkeypatch, files)
+    write_files(env["system"], files)
     monkeypatch.setattr(fm, "BASE_URL", file_server.url + "/")
     assert fm.fetch() == env["system"]
     assert file_server.requests == []
 
 
 def test_fetch_to_dest_and_load_download(env, monkeypatch, file_server, tmp_path):
-    files = _fake_files(5)
-    _use_fake_checksums(monkeypatch, files)
+    files = fake_files(5)
+    use_fake_checksums(monkeypatch, files)
     for name, data in files.items():
         file_server.serve(name, data)
     monkeypatch.setattr(fm, "BASE_URL", file_server.url + "/")
@@ -182,8 +143,8 @@ def test_fetch_to_dest_and_load_download(env, monkeypatch, file_server, tmp_path
 
 
 def test_fetch_checksum_mismatch_leaves_nothing(env, monkeypatch, file_server):
-    files = _fake_files(5)
-    _use_fake_checksums(monkeypatch, files)
+    files = fake_files(5)
+    use_fake_checksums(monkeypatch, files)
     for name, data in files.items():
         file_server.serve(name, data)
     file_server.serve("t10k-images-idx3-ubyte.gz", b"tampered on the way")

@@ -80,7 +80,8 @@ def _raises(path, match, reader=_idx.read_idx):
 def test_wrong_magic(tmp_path, images, labels):
     path = tmp_path / "labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(idx_labels(labels)))
-    _raises(path, "wrong IDX magic number 0x00000801, expected 0x00000803", _idx.read_images)
+    _raises(path, r"wrong IDX magic number 0x00000801 \(ubyte labels, 1 dimension\), expected "
+                  r"0x00000803", _idx.read_images)
     junk = tmp_path / "junk.idx"
     junk.write_bytes(b"\x12\x34\x56\x78" + bytes(16))
     _raises(junk, "not an IDX file")

@@ -61,8 +61,9 @@ def test_loads_classes_and_reports_skipped_files(folder):
         expected = np.array(COLOURS[ds.class_names[y]]) / 255
         np.testing.assert_allclose(x.mean((0, 1)), expected, atol=0.03)
 
-    assert len(caught) == 1
-    message = str(caught[0].message)
+    assert len(caught) == 2
+    message, mixed = (str(w.message) for w in caught)
+    assert "3 different sizes (30x40, 33x33, 70x50) were all resized to 16x16" in mixed
     assert "skipped 3 file(s)" in message
     assert str(folder / "red" / "corrupt.jpg") + ": cannot decode image" in message
     assert str(folder / "green" / "notes.txt") + ": not a PNG/JPEG file" in message
@@ -93,10 +94,10 @@ def test_size_and_grayscale(folder):
 
 
 def test_sixteen_bit_png_is_scaled(tmp_path):
-    d = tmp_path / "root" / "only"
-    d.mkdir(parents=True)
-    Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(d / "white.png")
-    Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16)).save(d / "grey.png")
+    for name, value in (("white", 65535), ("grey", 32768)):
+        d = tmp_path / "root" / name
+        d.mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), value, dtype=np.uint16)).save(d / f"{name}.png")
     ds, caught = _load(tmp_path / "root", size=4, grayscale=True, test_fraction=0.0)
     assert not caught
     assert sorted(np.round(ds.x_train.reshape(2, -1).mean(1), 2).tolist()) == [0.5, 1.0]
@@ -139,8 +140,10 @@ def test_truncated_jpeg_and_wrong_format_are_skipped(tmp_path):
     data = (root / "a" / "ok.jpg").read_bytes()
     (root / "a" / "cut.jpg").write_bytes(data[: len(data) // 2])
     _solid((9, 9, 9)).save(root / "a" / "anim.png", format="GIF")
+    (root / "b").mkdir()
+    _solid((1, 1, 1), (64, 64)).save(root / "b" / "ok.jpg")
     ds, caught = _load(root, size=8, test_fraction=0.0)
-    assert len(ds.y_train) == 1
+    assert len(ds.y_train) == 2
     message = str(caught[0].message)
     assert "cut.jpg: cannot decode image" in message
     assert "anim.png: cannot decode image: ValueError: file content is GIF" in message

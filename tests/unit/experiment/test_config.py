@@ -160,9 +160,9 @@ def test_model_params_and_backend_training_options(tiny_toml):
 
 def test_static_signature_reads_the_source():
     signature = static_signature("backends.keras_backend:KerasBackend.fit")
-    assert [(p.name, p.kind.name, repr(p.default)) for p in signature.parameters.values()][-4:] \
+    assert [(p.name, p.kind.name, repr(p.default)) for p in signature.parameters.values()][-5:] \
         == [("seed", "KEYWORD_ONLY", "<class 'inspect._empty'>"),
-            ("augment", "KEYWORD_ONLY", "False"), ("patience", "KEYWORD_ONLY", "None"),
+            ("progress", "KEYWORD_ONLY", "True"), ("augment", "KEYWORD_ONLY", "False"), ("patience", "KEYWORD_ONLY", "None"),
             ("validation_fraction", "KEYWORD_ONLY", "0.1")]
     assert str(static_signature("backends.zoo.keras_models:vgg16_transfer")) == (
         "(spec, *, weights='imagenet', input_size=32, head='gap', hidden=0, dropout=0.0)")
