@@ -150,7 +150,7 @@ def test_data_fingerprint_covers_the_data_a_run_uses():
     base = Dataset("d", rng.random((6, 4, 4, 1), dtype=np.float32), np.arange(6) % 2,
                    rng.random((3, 4, 4, 1), dtype=np.float32), np.arange(3) % 2, ("a", "b"))
     x_train, x_test = base.x_train.copy(), base.x_test.copy()
-    x_train[5, 0, 0, 0] += 1  # beyond n_train = 5: not used, not hashed
+    x_train[5, 0, 0, 0] = 1 - x_train[5, 0, 0, 0]  # beyond n_train = 5: not used, not hashed
     x_test[0, 0, 0, 0] += 1e-6
     fingerprint = data_fingerprint(base, 5)
     assert data_fingerprint(replace(base, x_train=x_train), 5) == fingerprint
