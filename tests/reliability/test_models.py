@@ -5,7 +5,7 @@ cache costs only the caching; a model that diverges or outputs NaN fails its cel
 from __future__ import annotations
 
 import json
-import os
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from xaibench.experiment import runner
 from xaibench.experiment.checkpoints import CheckpointWarning, checkpoint_path, obtain_model
 from xaibench.experiment.config import parse_config
 from xaibench.experiment.plan import make_plan
+from tests.reliability._runs import read_only
 from tests.unit.experiment._tiny import TINY_TOML
 
 torch = pytest.importorskip("torch")
@@ -75,16 +76,16 @@ def test_cached_checkpoint_with_nan_weights_is_retrained(tiny, trained, tmp_path
 def test_unwritable_cache_keeps_the_trained_model(tiny, tmp_path, blocker):
     model, dataset = tiny
     cache = tmp_path / "cache"
-    if blocker == "file":
-        cache.write_text("not a folder")
-    else:
-        if os.geteuid() == 0:
-            pytest.skip("root writes into read-only folders")
-        cache.mkdir(mode=0o500)
-    with pytest.warns(CheckpointWarning, match=rf"cannot write the checkpoint cache {cache}.*"
-                                               r"the trained model is used but not cached.*"
-                                               r"XAIBENCH_CACHE=<a writable directory>"):
-        obtained = obtain_model(model, dataset, cache_dir=cache, progress=False)
+    with ExitStack() as stack:
+        if blocker == "file":
+            cache.write_text("not a folder")
+        else:
+            cache.mkdir()
+            stack.enter_context(read_only(cache))
+        with pytest.warns(CheckpointWarning, match=rf"cannot write the checkpoint cache {cache}.*"
+                                                   r"the trained model is used but not cached.*"
+                                                   r"XAIBENCH_CACHE=<a writable directory>"):
+            obtained = obtain_model(model, dataset, cache_dir=cache, progress=False)
     assert obtained.record.accuracy > 0.5 and obtained.record.checkpoint is None
 
 
