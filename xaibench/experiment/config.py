@@ -227,7 +227,7 @@ def config_from_dict(data: Mapping[str, Any], *,
 
 def _not_toml(value: Any) -> Any:
     """``json.dumps``'s fallback: refuse what a TOML file cannot hold."""
-    raise TypeError(f"{value!r} ({type(value).__name__}) is not a TOML value")
+    raise TypeError(f"{value!r} is not a TOML value")
 
 
 def _validated(data: dict[str, Any], source: str, origin: str, holder: str) -> ExperimentConfig:
