@@ -79,7 +79,8 @@ def experiment_config(config: "ExperimentConfig | str | Path | Mapping[str, Any]
 
 
 class ExperimentResults:
-    """The results of one results directory as DataFrames, each read on first use.
+    """The results of one results directory (its store read once) as DataFrames, each built
+    on first use.
 
     ``cells``: one row per cell (:data:`CELL_COLUMNS`; ``masker`` "" when none, ``params``
     "k=v, ..." text without the seed, as in the report). ``scores``: one row per cell,
