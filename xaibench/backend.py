@@ -142,6 +142,37 @@ class Attribution:
         total = self.values.reshape(self.n_images, -1, self.values.shape[-1]).sum(axis=1)
         return np.abs(total - (self.model_outputs - self.base_values))
 
+    def to_shap(self, images: np.ndarray | None = None,
+                class_names: Sequence[str] | None = None) -> "shap.Explanation":  # noqa: F821
+        """This attribution as a ``shap.Explanation`` for ``shap.image_plot``: values
+        (N, H, W, C, K), base values (N, K), data the explained ``images`` (N, H, W, C; needed
+        to plot), output names the explained classes by name (by index without
+        ``class_names``): one list when every image explains the same classes, else per image.
+        """
+        import shap
+        from slicer import Obj
+
+        if images is not None and np.shape(images) != self.values.shape[:-1]:
+            raise XaibenchError(f"images {np.shape(images)} do not match the explained images "
+                                f"{self.values.shape[:-1]}; pass the images this attribution "
+                                f"explains")
+        if class_names is not None and len(class_names) <= self.output_indices.max(initial=-1):
+            raise XaibenchError(f"{len(class_names)} class names do not name output "
+                                f"{self.output_indices.max()}; pass every class's name")
+        names = (np.asarray(class_names, dtype=str) if class_names is not None
+                 else np.arange(self.output_indices.max(initial=0) + 1).astype(str))
+        names = names[self.output_indices]
+        per_image = bool((names != names[:1]).any())
+        explanation = shap.Explanation(self.values, self.base_values, data=images,
+                                       output_names=None if per_image else names[0].tolist(),
+                                       compute_time=self.wall_seconds)
+        if per_image:
+            # set on the output axis after construction: shap reads names per image passed to
+            # the constructor as a second output axis when images have as many channels as
+            # there are images
+            explanation.output_names = Obj(names, [0, *explanation.output_dims])
+        return explanation
+
 
 def resolve_targets(scores: np.ndarray, targets: Targets) -> np.ndarray:
     """Turn a :data:`Targets` spec into an (N, K) int array of output indices."""

@@ -165,12 +165,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from xaibench import report
+    from xaibench.experiment.store import require_store
 
     formats = report.parse_formats(args.format)
     if args.screenshot and "html" not in formats:
         raise ConfigError(f"--screenshot needs the html format; add html to --format "
                           f"{args.format}")
-    _require_store(args.results_dir)
+    require_store(args.results_dir)
     _note_unfinished(args.results_dir)
     for path in report.render(args.results_dir, formats=formats):
         print(path)
@@ -181,21 +182,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from xaibench.experiment.store import require_store
     from xaibench.report import compare, format_comparison
 
     for results_dir in (args.results_a, args.results_b):
-        _require_store(results_dir)
+        require_store(results_dir)
     print(format_comparison(compare(args.results_a, args.results_b)))
     return 0
-
-
-def _require_store(results_dir: Path) -> None:
-    if not results_dir.exists():
-        raise ConfigError(f"results directory {results_dir} does not exist; run "
-                          f"`xaibench run CONFIG --output {results_dir}` first")
-    if not (results_dir / "store.sqlite").is_file():
-        raise ConfigError(f"{results_dir} holds no results store (store.sqlite); "
-                          f"run `xaibench run CONFIG --output {results_dir}` first")
 
 
 def _note_unfinished(results_dir: Path) -> None:

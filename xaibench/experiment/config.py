@@ -47,7 +47,8 @@ Schema (keys marked *required* must be present; every other key shows its defaul
 
 What is checked, and how, without importing a deep-learning framework:
 
-- the file: missing, a directory, not UTF-8, empty or not TOML are one-line errors;
+- the file: missing, a directory, not UTF-8, empty or not TOML are one-line errors (a dict of
+  the same shape, :func:`config_from_dict`, is checked like the parsed file from here on);
 - every table's keys (an unknown key names the allowed ones) and every value's type;
 - registry names (unknown names get the registry's did-you-mean message);
 - dataset, explainer and metric params are bound against the loader's / explainer's /
@@ -85,12 +86,13 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import json
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from xaibench import registry
 from xaibench.data.base import DatasetInfo
@@ -170,7 +172,7 @@ class ExperimentConfig:
     #: constructor arguments by metric name (only for metrics that have some)
     metric_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     images: ImagesConfig = ImagesConfig()
-    #: the TOML text it was parsed from (recorded with the results)
+    #: the TOML text it was parsed from, or the JSON text of its dict (recorded with the results)
     source: str = field(default="", compare=False, repr=False)
 
 
@@ -203,12 +205,41 @@ def parse_config(text: str, *, origin: str = "<config>") -> ExperimentConfig:
         raise ConfigError(f"{origin}: invalid TOML: {exc}; fix the syntax there "
                           f"(an experiment file is TOML: key = value, [table], [[array]])") \
             from None
+    return _validated(data, text, origin, "the file")
+
+
+def config_from_dict(data: Mapping[str, Any], *,
+                     origin: str = "experiment dict") -> ExperimentConfig:
+    """Validate a dict shaped like an experiment file (tables as dicts, arrays of tables as
+    lists of dicts) exactly as :func:`parse_config` validates the file; ``source`` is its JSON
+    text. Tuples count as lists; a value no TOML file can hold (None excepted, it fails the
+    type checks) is a ConfigError."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin} must be a dict shaped like an experiment file, got "
+                          f"{type(data).__name__}")
+    try:
+        source = json.dumps(data, indent=2, default=_not_toml)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: {exc}; use str keys and str, int, float, bool, list or "
+                          f"dict values, as a TOML file holds (e.g. int(n) for a numpy "
+                          f"integer)") from None
+    return _validated(json.loads(source), source, origin, "the dict")
+
+
+def _not_toml(value: Any) -> Any:
+    """``json.dumps``'s fallback: refuse what a TOML file cannot hold."""
+    raise TypeError(f"{value!r} is not a TOML value")
+
+
+def _validated(data: dict[str, Any], source: str, origin: str, holder: str) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` of ``data`` parsed from ``source``; errors are ConfigError
+    prefixed with ``origin``."""
     if not data:
-        raise ConfigError(f"{origin}: the file holds no settings; an experiment needs name, "
+        raise ConfigError(f"{origin}: {holder} holds no settings; an experiment needs name, "
                           f"[dataset], [[models]] and [[explainers]] "
                           f"(see experiments/quickstart.toml)")
     try:
-        return _experiment(data, text)
+        return _experiment(data, source)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
 

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from xaibench._files import write_atomic
-from xaibench.errors import DataError
+from xaibench.errors import ConfigError, DataError
 
 #: the layout written by this version; see the module notes
 SCHEMA_VERSION = 2
@@ -358,6 +358,16 @@ _COLUMNS = _schema_columns()
 
 
 # --- the results directory ----------------------------------------------------------------------
+def require_store(root: Path) -> None:
+    """ConfigError unless ``root`` is a directory holding a results store."""
+    if not root.exists():
+        raise ConfigError(f"results directory {root} does not exist; run "
+                          f"`xaibench run CONFIG --output {root}` first")
+    if not (root / _STORE_NAME).is_file():
+        raise ConfigError(f"{root} holds no results store ({_STORE_NAME}); "
+                          f"run `xaibench run CONFIG --output {root}` first")
+
+
 def check_writable(root: Path) -> None:
     """Create ``root`` if needed; DataError if it is a file or cannot be written."""
     if root.exists() and not root.is_dir():
