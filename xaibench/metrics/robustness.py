@@ -12,8 +12,10 @@ however little it moves, and one such image decides a mean over images. The larg
 norms keeps the score a relative change — to first order the same where the explanation is
 stable (‖r(x + δ)‖ ≈ ‖r(x)‖) — and bounded. On the trained test CNN (radius 0.02, seed 0) per
 image: deep 0.03–0.16 either way, gradient 0.14–0.85 before and 0.14–0.64 after, random
-1.45–1.59 before and 1.41–1.51 after. Expensive (n_samples re-explanations), so opt-in. The runner must pass
-``explain_params`` (the full params given to ``backend.explain``, background images included).
+1.45–1.59 before and 1.41–1.51 after.
+
+Expensive (n_samples re-explanations), so opt-in. The runner must pass ``explain_params`` (the
+full params given to ``backend.explain``, background images included).
 """
 
 from __future__ import annotations
