@@ -188,9 +188,9 @@ def _snap_to_spread(means: "pd.Series") -> "pd.Series":
 
 def leaderboard(results: Results) -> "pd.DataFrame":
     """The summary ranked per dataset: identity, cells, images, ``<metric>_mean``,
-    ``<metric>_ci95`` and ``<metric>_undefined`` of the quality metrics (costs are in :func:`runtime_table`) and ``rank``,
-    the mean over metrics of the row's rank within its dataset (1 = best; NaN means skipped;
-    ties share the best rank).
+    ``<metric>_ci95`` and ``<metric>_undefined`` of the quality metrics (costs are in
+    :func:`runtime_table`) and ``rank``, the mean over metrics of the row's rank within its
+    dataset (1 = best; NaN means skipped; ties share the best rank).
     Sorted by dataset, then rank."""
     import pandas as pd
 
