@@ -25,22 +25,36 @@ Removed pixels (all channels) are filled by ``replacement``: the cell's masker b
 mean) or ``"zero"``; cells without a masker (deep, gradient) use ``fallback`` (blur).
 
 **Normalisation** (score space, on by default there): each curve is mapped by
-c ↦ (c − f(∅)) / |f(x) − f(∅)|, where f(∅) is the score of the fully replaced image; when the
-replacement lowers the score (the usual case) deletion runs 1 → 0 and insertion 0 → 1. AUCs are
-over the removed (or restored) fraction in [0, 1]. Both end points depend only on the image, the
-output and the replacement — not on the attribution — so every explainer of one image goes
-through the same *increasing* affine map: the order of explainers per image is never changed
-(dividing by the signed difference would flip it where f(∅) > f(x)), while logit scales of
-different images and models become comparable. When |f(x) − f(∅)| ≤ 1e-6·max(1, |f(x)|, |f(∅)|)
-the replacement removes no evidence and the score is NaN; images where it removes little
-evidence get large normalised values (heavy tails across images), which is why probability space
-is the default. With ``normalise=False`` the score-space AUC is of the raw score (score units).
+c ↦ (c − f(∅)) / S(x), where f(∅) is the explained score of the fully replaced image and
+S(x) = max_k f_k(x) − min_k f_k(x) is the spread of the model's scores over all its outputs on
+the *unperturbed* image. When the replacement lowers the score deletion runs from
+(f(x) − f(∅)) / S(x) > 0 down to 0 and insertion back up. AUCs are over the removed (or
+restored) fraction in [0, 1]. f(∅) and S(x) depend only on the image, the output and the
+replacement — not on the attribution — so every explainer of one image goes through the same
+*increasing* affine map: the order of explainers per image never changes, while logit scales of
+different images and models become comparable. S(x) is large whenever the model discriminates
+between its classes on x, so the map cannot blow up for a model that has learned anything; an
+image where S(x) ≤ 1e-6·max(1, max_k |f_k(x)|) (the model returns the same score for every
+class) has no scale and its scores are NaN — stored as NULL, counted as undefined in the
+report. Single-output models have no spread: their score-space metrics need
+``normalise=False``, the AUC of the raw score (score units).
+
+Why not |f(x) − f(∅)|, the denominator used before: it is how much the replacement moves the
+explained score, which can be arbitrarily close to 0 where blurring barely changes a logit. On
+the trained test CNN (synthetic 16×16, accuracy 0.94, blur(4,4)) the per-image score-space
+ABPC of deep was 1.2–2 on most images and −1678.8, +136.7 and +119.0 on three of them (random:
++145.4 on one), so the mean ABPC was −84.96 for deep against +13.26 for random while the
+probability-space values were sane (deep 0.39 … 0.81, random −0.43 … 0.32); a different CPU's
+round-off moved another image across the cliff. Normalising by the range of each curve instead
+would depend on the attribution and could reorder explainers of an image.
 
 All k + 1 perturbed images of an image (of every kind and explained output) go through ONE
 ``backend.predict`` call; several images share a call up to ``max_batch_bytes`` of input.
 Given a :class:`~xaibench.metrics.base.MetricContext`, the metrics compute each curve once per
 cell (deletion, insertion and ABPC share them) and hand on the unnormalised curves as the
-arrays :data:`CURVE_ARRAYS` (N, K, steps + 1), each with its space in :data:`CURVE_SPACES`.
+arrays :data:`CURVE_ARRAYS` (N, K, steps + 1), each with its space in :data:`CURVE_SPACES`,
+and score-space ones with the spreads S(x) (N,) as :data:`SCORE_SPREAD_ARRAY` (NaN where
+undefined), from which the normalised curves are recomputed.
 """
 
 from __future__ import annotations
@@ -50,7 +64,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from xaibench.backend import Attribution, Backend
-from xaibench.errors import ConfigError
+from xaibench.errors import ConfigError, XaibenchError
 from xaibench.metrics._ranking import check_images_match, descending_positions, pixel_relevance
 from xaibench.metrics._replacement import check_replacement, make_filler
 from xaibench.metrics.base import Metric, MetricContext
@@ -61,6 +75,8 @@ SPACES = ("probability", "score")
 CURVE_ARRAYS = {kind: f"{kind}_curve" for kind in KINDS}
 #: names of the 0-d string arrays stored with them: their space (absent in older stores: score)
 CURVE_SPACES = {kind: f"{kind}_curve_space" for kind in KINDS}
+#: name of the (N,) array of score spreads S(x) handed on with score-space curves
+SCORE_SPREAD_ARRAY = "score_spread"
 #: default cap on the perturbed input of one predict call (at least one image always goes)
 MAX_BATCH_BYTES = 256 * 2**20
 _DEGENERATE_RTOL = 1e-6
@@ -136,27 +152,45 @@ def perturbation_curves(backend: Backend, x: np.ndarray, attribution: Attributio
     return curves
 
 
-def normalised_curves(curves: np.ndarray, kind: str) -> np.ndarray:
-    """Curves (..., k + 1) mapped by c ↦ (c − f(∅)) / |f(x) − f(∅)|, NaN where the replacement
-    removes no evidence; see the module notes."""
+def score_spread(scores: np.ndarray) -> np.ndarray:
+    """S(x) = max_k f_k(x) − min_k f_k(x) of (N, classes) scores of unperturbed images, NaN
+    where S(x) ≤ 1e-6·max(1, max_k |f_k(x)|); see the module notes."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ConfigError(f"score-space normalisation divides by the spread of a model's scores "
+                          f"over its outputs, and scores of shape {scores.shape} have no "
+                          f"spread; use normalise=False (raw scores) or a model with >= 2 "
+                          f"outputs")
+    spread = np.ptp(scores, axis=1)
+    scale = np.maximum(1.0, np.abs(scores).max(axis=1))
+    return np.where(spread > _DEGENERATE_RTOL * scale, spread, np.nan)
+
+
+def normalised_curves(curves: np.ndarray, kind: str, spread: np.ndarray) -> np.ndarray:
+    """Curves (N, ..., k + 1) mapped by c ↦ (c − f(∅)) / S(x), with ``spread`` the (N,) S(x) of
+    :func:`score_spread` (NaN where undefined); see the module notes."""
     _check_kind(kind)
     curves = np.asarray(curves, dtype=np.float64)
-    first, last = curves[..., :1], curves[..., -1:]
-    f_x, f_empty = (first, last) if kind == "deletion" else (last, first)
-    span = np.abs(f_x - f_empty)
-    ok = span > _DEGENERATE_RTOL * np.maximum(1.0, np.maximum(np.abs(f_x), np.abs(f_empty)))
-    return np.where(ok, (curves - f_empty) / np.where(ok, span, 1.0), np.nan)
+    spread = np.asarray(spread, dtype=np.float64)
+    if spread.shape != curves.shape[:1]:
+        raise XaibenchError(f"one spread per image is needed: spread {spread.shape} for curves "
+                            f"{curves.shape}")
+    f_empty = curves[..., -1:] if kind == "deletion" else curves[..., :1]
+    return (curves - f_empty) / spread.reshape(-1, *[1] * (curves.ndim - 1))
 
 
 def curve_auc(curves: np.ndarray, kind: str, *, space: str = "probability",
-              normalise: bool = True) -> np.ndarray:
-    """Trapezoid AUC over the fraction [0, 1] of (..., k + 1) curves of ``space``; ``normalise``
-    applies to score space only. See the module notes."""
+              spread: np.ndarray | None = None) -> np.ndarray:
+    """Trapezoid AUC over the fraction [0, 1] of (N, ..., k + 1) curves of ``space``; score
+    curves are normalised by their images' ``spread`` when given (see the module notes)."""
     _check_kind(kind)
     _check_space(space)
     curves = np.asarray(curves, dtype=np.float64)
-    if space == "score" and normalise:
-        curves = normalised_curves(curves, kind)
+    if spread is not None:
+        if space != "score":
+            raise XaibenchError("spread normalises score-space curves only; "
+                                "probability curves are used as they are")
+        curves = normalised_curves(curves, kind, spread)
     return np.trapezoid(curves, dx=1.0 / (curves.shape[-1] - 1), axis=-1)
 
 
@@ -196,15 +230,16 @@ class _CurveMetric(Metric):
                  masker: Any = None, masks: np.ndarray | None = None,
                  context: MetricContext | None = None) -> np.ndarray:
         curves = self._curves(backend, x, attribution, masker, context)
-        return self._score({kind: curve_auc(curves[kind], kind, space=self.space,
-                                            normalise=self.normalise)
+        spread = self._spread(backend, x, context) \
+            if self.space == "score" and self.normalise else None
+        return self._score({kind: curve_auc(curves[kind], kind, space=self.space, spread=spread)
                             for kind in self.kinds})
 
     def _curves(self, backend: Backend, x: np.ndarray, attribution: Attribution, masker: Any,
                 context: MetricContext | None) -> dict[str, np.ndarray]:
         """The unnormalised curves of :attr:`kinds`; with a ``context``, those it lacks are
         computed (in one :func:`perturbation_curves` call), memoised, and all are handed on
-        with their space."""
+        with their space (score-space ones with the spreads of :meth:`_spread`)."""
         memo = {} if context is None else context.memo
         key = {kind: ("perturbation_curves", kind, self.steps, self.replacement, self.fallback,
                       self.space)
@@ -221,7 +256,17 @@ class _CurveMetric(Metric):
             for kind, curve in curves.items():
                 context.keep(CURVE_ARRAYS[kind], curve)
                 context.keep(CURVE_SPACES[kind], np.array(self.space))
+            if self.space == "score" and backend.spec.n_classes >= 2:
+                context.keep(SCORE_SPREAD_ARRAY, self._spread(backend, x, context))
         return curves
+
+    @staticmethod
+    def _spread(backend: Backend, x: np.ndarray, context: MetricContext | None) -> np.ndarray:
+        """S(x) (N,) of :func:`score_spread` from one predict call, memoised in ``context``."""
+        memo = {} if context is None else context.memo
+        if "score_spread" not in memo:
+            memo["score_spread"] = score_spread(backend.predict(backend.spec.check(x)))
+        return memo["score_spread"]
 
     @staticmethod
     def _score(aucs: dict[str, np.ndarray]) -> np.ndarray:

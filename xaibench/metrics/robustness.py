@@ -4,10 +4,18 @@ For ``n_samples`` draws δ ~ U(−radius, radius) per pixel-channel (the noisy i
 backend's value range), the images are explained again with the same explainer, params and
 outputs — all draws in one ``backend.explain`` call — and the score is
 
-    max_δ ‖r(x + δ) − r(x)‖₂ / ‖r(x)‖₂       (r = Σ_c φ per pixel; NaN where r(x) = 0)
+    max_δ ‖r(x + δ) − r(x)‖₂ / max(‖r(x)‖₂, ‖r(x + δ)‖₂)     (r = Σ_c φ per pixel)
 
-Lower is more robust. Expensive (n_samples re-explanations), so opt-in. The runner must pass
-``explain_params`` (the full params given to ``backend.explain``, background images included).
+in [0, 2] (triangle inequality), NaN where r(x) = 0. Lower is more robust. Yeh et al. divide by
+‖r(x)‖₂ alone, which is unbounded: an explanation whose norm is nearly 0 on x gives any value
+however little it moves, and one such image decides a mean over images. The larger of the two
+norms keeps the score a relative change — to first order the same where the explanation is
+stable (‖r(x + δ)‖ ≈ ‖r(x)‖) — and bounded. On the trained test CNN (radius 0.02, seed 0) per
+image: deep 0.03–0.16 either way, gradient 0.14–0.85 before and 0.14–0.64 after, random
+1.45–1.59 before and 1.41–1.51 after.
+
+Expensive (n_samples re-explanations), so opt-in. The runner must pass ``explain_params`` (the
+full params given to ``backend.explain``, background images included).
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ class MaxSensitivity(Metric):
                              explain_params, self.name)
         reference = pixel_relevance(attribution.values)  # (N, K, P)
         moved = pixel_relevance(again.values).reshape(self.n_samples, *reference.shape)
-        change = np.linalg.norm(moved - reference, axis=-1).max(axis=0)
+        change = np.linalg.norm(moved - reference, axis=-1)  # (n_samples, N, K)
         norm = np.linalg.norm(reference, axis=-1)
-        return np.where(norm > 0, change / np.where(norm > 0, norm, 1.0), np.nan)
+        larger = np.maximum(norm, np.linalg.norm(moved, axis=-1))
+        relative = change / np.where(larger > 0, larger, 1.0)
+        return np.where(norm > 0, relative.max(axis=0), np.nan)

@@ -176,7 +176,8 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"], data
 
     sections: list[_Section] = [
         ("Leaderboard", table(board, "leaderboard", "configurations ranked; metrics as mean "
-                              "± 95 % CI over images, best in bold; rank: mean rank over the "
+                              "± 95 % CI over images, best in bold, images where a metric is "
+                              "undefined counted in brackets; rank: mean rank over the "
                               "metrics (1 = best)",
                               lambda rows, n: show_leaderboard(rows, higher, n))),
         ("Cost", table(runtime, "runtime", "cost of the explanation alone: seconds and model "

@@ -2,8 +2,8 @@
 
 Curves are of the top-1 explained output, pooled over a configuration's seeds, one panel per
 backend (a colour per method, alike in every panel): perturbation curves in the space they
-were stored in as median and interquartile band over images (normalised scores are heavy-tailed
-where a replacement removes little evidence), MPRT curves as mean and 95 % confidence band. A
+were stored in (scores normalised by their stored spreads, raw in stores without them) as median
+and interquartile band over images, MPRT curves as mean and 95 % confidence band. A
 figure whose data the store lacks is not drawn (None). Each is written as PNG and SVG.
 """
 
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xaibench.metrics.faithfulness import CURVE_ARRAYS, CURVE_SPACES, normalised_curves
+from xaibench.metrics.faithfulness import (CURVE_ARRAYS, CURVE_SPACES, SCORE_SPREAD_ARRAY,
+                                           normalised_curves)
 from xaibench.metrics.randomisation import MPRT_ARRAY, MPRT_LAYERS
 from xaibench.report.figures import save
 from xaibench.report.tables import IDENTITY, Results, ci95, config_labels, summary_table
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
 #: faithfulness metrics for the cost scatter, in order of preference
 FAITHFULNESS = ("abpc", "deletion_auc", "insertion_auc")
 _MARKERS = ("o", "s", "^", "D")
-#: y axis of the perturbation curves per space (score curves are drawn normalised)
+#: y axis of the perturbation curves per space (score curves are drawn normalised where the
+#: store holds their spreads, raw in older stores)
 _CURVE_AXES = {"probability": "p(explained class)",
-               "score": "(f − f(∅)) / |f(x) − f(∅)|"}
+               "score": "(f − f(∅)) / (max − min of the scores of x)",
+               "raw score": "f (score units)"}
 
 
 def _styles(results: Results, dataset: str) -> dict[str, dict[str, object]]:
@@ -48,8 +51,9 @@ def _styles(results: Results, dataset: str) -> dict[str, dict[str, object]]:
 
 
 def _pooled(results: Results, dataset: str, name: str) -> dict[str, tuple[np.ndarray, dict]]:
-    """Configuration label -> (array ``name`` of the top-1 output concatenated over the
-    configuration's cells (seeds), the lowest-seed cell's arrays), where stored."""
+    """Configuration label -> (array ``name`` of the top-1 output — per-image (N,) arrays as
+    they are — concatenated over the configuration's cells (seeds), the lowest-seed cell's
+    arrays), where stored."""
     done = results.cells[results.cells["status"] == "done"]
     configurations = results.configurations(dataset)
     pooled = {}
@@ -58,7 +62,8 @@ def _pooled(results: Results, dataset: str, name: str) -> dict[str, tuple[np.nda
         loaded = [arrays for arrays in map(results.store.load_arrays, same["cell_key"])
                   if name in arrays]
         if loaded:
-            pooled[label] = (np.concatenate([arrays[name][:, 0] for arrays in loaded]), loaded[0])
+            pooled[label] = (np.concatenate([arrays[name][:, 0] if arrays[name].ndim > 1
+                                             else arrays[name] for arrays in loaded]), loaded[0])
     return pooled
 
 
@@ -101,9 +106,11 @@ def _new_figure(width: float, height: float):
 def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     """Write the deletion (top row) and insertion curves (bottom row) of ``dataset``'s
     configurations, a column per backend (stored arrays :data:`CURVE_ARRAYS`), probabilities as
-    they are and scores normalised (stores without :data:`CURVE_SPACES` hold scores); None when
-    no cell stored them."""
+    they are and scores normalised by :data:`SCORE_SPREAD_ARRAY` (stores without
+    :data:`CURVE_SPACES` hold scores; without spreads they are drawn raw); None when no cell
+    stored them."""
     pooled = {kind: _pooled(results, dataset, name) for kind, name in CURVE_ARRAYS.items()}
+    spreads = _pooled(results, dataset, SCORE_SPREAD_ARRAY)
     lines = _lines(results, dataset)
     lines = lines[lines["label"].isin({label for curves in pooled.values() for label in curves})]
     if lines.empty:
@@ -112,14 +119,14 @@ def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     figure = _new_figure(1.5 + 3.6 * len(backends), 7.5)
     axes = figure.subplots(2, len(backends), sharex=True, sharey="row", squeeze=False)
     for row, (kind, curves) in zip(axes, pooled.items()):
-        spaces = {label: str(arrays.get(CURVE_SPACES[kind], "score"))
-                  for label, (_, arrays) in curves.items()}
+        spaces = {label: _curve_space(raw, arrays.get(CURVE_SPACES[kind]), spreads.get(label))
+                  for label, (raw, arrays) in curves.items()}
         for ax, backend in zip(row, backends):
             for line in lines[lines["backend"] == backend].itertuples():
                 if line.label in curves:
                     raw = curves[line.label][0]
-                    shown = raw if spaces[line.label] == "probability" else \
-                        normalised_curves(raw, kind)
+                    shown = normalised_curves(raw, kind, spreads[line.label][0]) \
+                        if spaces[line.label] == "score" else raw
                     _band(ax, np.linspace(0, 1, raw.shape[-1]), _median_iqr(shown), line.colour,
                           line.method)
             ax.axhline(0, color="0.5", lw=0.8)
@@ -136,6 +143,16 @@ def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     figure.suptitle(f"{dataset}: perturbation curves of the top-1 output\n"
                     "(median and interquartile range over images)", fontsize=11)
     return save(figure, path)
+
+
+def _curve_space(curves: np.ndarray, space: np.ndarray | None,
+                 spread: tuple[np.ndarray, dict] | None) -> str:
+    """The key in :data:`_CURVE_AXES` of pooled ``curves`` stored in ``space`` (None: an older
+    store, scores): score curves are drawn normalised only with a spread for every image."""
+    space = "score" if space is None else str(space)
+    if space == "score" and (spread is None or len(spread[0]) != len(curves)):
+        return "raw score"
+    return space
 
 
 def _legend(figure, axes, columns: int) -> None:

@@ -153,7 +153,9 @@ def summary_table(results: Results) -> "pd.DataFrame":
 
     Columns: the identity, ``cells`` (seeds pooled), ``images``, model ``accuracy`` (mean over
     the rows' models), ``seconds_per_image``, ``evals_per_image`` and, per metric, ``<metric>_mean``
-    and ``<metric>_ci95`` (over images; each image's score is its mean over explained outputs).
+    and ``<metric>_ci95`` over the images where it is defined (each image's score is its mean
+    over explained outputs) and ``<metric>_undefined``, the number of images where it is not
+    (NaN, stored as NULL).
     """
     done = results.cells[results.cells["status"] == "done"].merge(
         results.models[["model_key", "accuracy"]], on="model_key", how="left")
@@ -164,12 +166,15 @@ def summary_table(results: Results) -> "pd.DataFrame":
     table["evals_per_image"] = table.pop("model_evals") / table["images"]
     scores = results.scores.merge(done[["cell_key", *IDENTITY]], on="cell_key")
     for metric, rows in scores.groupby("metric"):
-        stats = rows.groupby(IDENTITY)["value"].agg(["mean", lambda v: float(ci95(v))])
-        stats.columns = [f"{metric}_mean", f"{metric}_ci95"]
+        stats = rows.groupby(IDENTITY)["value"].agg(["mean", lambda v: float(ci95(v)),
+                                                      lambda v: int(v.isna().sum())])
+        stats.columns = [f"{metric}_{stat}" for stat in STATS]
         table = table.merge(stats, left_on=IDENTITY, right_index=True, how="left")
     return table.sort_values(ORDER, ignore_index=True)
 
 
+#: per-metric columns of the summary and leaderboard, ``<metric>_<stat>``
+STATS = ("mean", "ci95", "undefined")
 #: means closer than this share of a metric's spread (within a dataset) rank as ties
 RANK_TIE_SHARE = 1e-3
 
@@ -182,16 +187,16 @@ def _snap_to_spread(means: "pd.Series") -> "pd.Series":
 
 
 def leaderboard(results: Results) -> "pd.DataFrame":
-    """The summary ranked per dataset: identity, cells, images, ``<metric>_mean`` and
-    ``<metric>_ci95`` of the quality metrics (costs are in :func:`runtime_table`) and ``rank``,
-    the mean over metrics of the row's rank within its dataset (1 = best; NaN means skipped;
-    ties share the best rank).
+    """The summary ranked per dataset: identity, cells, images, ``<metric>_mean``,
+    ``<metric>_ci95`` and ``<metric>_undefined`` of the quality metrics (costs are in
+    :func:`runtime_table`) and ``rank``, the mean over metrics of the row's rank within its
+    dataset (1 = best; NaN means skipped; ties share the best rank).
     Sorted by dataset, then rank."""
     import pandas as pd
 
     summary = summary_table(results)
     metrics, higher = results.quality_metrics, results.higher_is_better
-    stats = [f"{metric}_{stat}" for metric in metrics for stat in ("mean", "ci95")]
+    stats = [f"{metric}_{stat}" for metric in metrics for stat in STATS]
     table = summary[[*IDENTITY, "cells", "images", *stats]]
     ranks = pd.DataFrame({metric: table.groupby("dataset")[f"{metric}_mean"]
                          .transform(_snap_to_spread).groupby(table["dataset"])
@@ -242,10 +247,12 @@ def _number(values: "pd.Series", spec: str) -> "pd.Series":
     return values.map(lambda value: "—" if pd.isna(value) else format(value, spec))
 
 
-def _mean_ci(mean: float, ci: float, notation: Notation) -> str:
-    if np.isnan(mean):
-        return "—"
-    return f"{mean:.3g}" if np.isnan(ci) else f"{mean:.3g} {notation.pm} {ci:.2g}"
+def _mean_ci(mean: float, ci: float, undefined: float, notation: Notation) -> str:
+    """"mean ± ci", with the number of images where the metric is undefined when there are
+    (``undefined`` is NaN for a configuration without the metric)."""
+    shown = "—" if np.isnan(mean) else \
+        f"{mean:.3g}" if np.isnan(ci) else f"{mean:.3g} {notation.pm} {ci:.2g}"
+    return f"{shown} ({undefined:.0f} undefined)" if undefined > 0 else shown
 
 
 def _texts(rows: "pd.DataFrame", columns: list[str], notation: Notation) -> "pd.DataFrame":
@@ -278,7 +285,8 @@ def header(metric: str, higher: bool, notation: Notation) -> str:
 
 def show_leaderboard(rows: "pd.DataFrame", higher_is_better: dict[str, bool],
                      notation: Notation) -> Shown:
-    """One dataset's leaderboard rows as strings; the best rank and metric means in bold."""
+    """One dataset's leaderboard rows as strings; the best rank and metric means in bold, the
+    number of images where a metric is undefined after its mean."""
     shown = show_plain(rows, shown_identity(rows), {"images": ("images", "d"),
                                                     "rank": ("rank", ".2f")},
                        notation, best={"rank": False})
@@ -286,8 +294,8 @@ def show_leaderboard(rows: "pd.DataFrame", higher_is_better: dict[str, bool],
     for metric in [c.removesuffix("_mean") for c in rows.columns if c.endswith("_mean")]:
         higher, mean = higher_is_better[metric], rows[f"{metric}_mean"].reset_index(drop=True)
         name = header(metric, higher, notation)
-        shown.cells[name] = [_mean_ci(m, c, notation)
-                             for m, c in zip(mean, rows[f"{metric}_ci95"])]
+        shown.cells[name] = [_mean_ci(m, c, u, notation) for m, c, u in
+                             zip(mean, rows[f"{metric}_ci95"], rows[f"{metric}_undefined"])]
         shown.best[name] = mean == (mean.max() if higher else mean.min())
         numeric.append(name)
     return Shown(shown.cells, shown.best, tuple(numeric))

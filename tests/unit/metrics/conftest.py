@@ -13,20 +13,24 @@ from xaibench.registry import Registry
 
 
 @pytest.fixture
-def linear() -> LinearBackend:
-    return LinearBackend.from_zoo("linear", ImageSpec(shape=(6, 6, 3), class_names=("a", "b", "c", "d")))
+def linear(test_seed) -> LinearBackend:
+    return LinearBackend.from_zoo("linear", ImageSpec(shape=(6, 6, 3),
+                                                      class_names=("a", "b", "c", "d")),
+                                  seed=test_seed)
 
 
 @pytest.fixture
-def net() -> TwoLayerNet:
-    return TwoLayerNet(ImageSpec(shape=(8, 8, 1), class_names=("a", "b", "c")), seed=0)
+def net(test_seed) -> TwoLayerNet:
+    return TwoLayerNet(ImageSpec(shape=(8, 8, 1), class_names=("a", "b", "c")), seed=test_seed)
 
 
 @pytest.fixture
-def images():
-    """Uniform images in [0, 1] of the given shape: images(n, shape, seed=0)."""
+def images(test_seed):
+    """Uniform images in [0, 1] of the given shape: images(n, shape, seed=0); other sets under
+    another ``test_seed``."""
     def make(n: int, shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
-        return np.random.default_rng(seed).uniform(0, 1, (n, *shape)).astype(np.float32)
+        rng = np.random.default_rng(seed + 1000 * test_seed)
+        return rng.uniform(0, 1, (n, *shape)).astype(np.float32)
     return make
 
 

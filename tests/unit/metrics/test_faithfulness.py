@@ -10,7 +10,8 @@ import pytest
 from xaibench.errors import ConfigError, XaibenchError
 from xaibench.metrics import ABPC, DeletionAUC, InsertionAUC, curve_auc, perturbation_curves
 from xaibench.metrics.base import MetricContext
-from xaibench.metrics.faithfulness import class_probabilities, normalised_curves
+from xaibench.metrics.faithfulness import (class_probabilities, normalised_curves,
+                                           score_spread)
 
 
 def analytic_class_scores(backend, x, attribution, fill_value: float, steps: int):
@@ -54,8 +55,8 @@ def softmax_by_hand(scores: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def normalised_auc_by_hand(curve: np.ndarray, f_x: float, f_empty: float) -> float:
-    c = (curve - f_empty) / abs(f_x - f_empty)
+def normalised_auc_by_hand(curve: np.ndarray, f_empty: float, spread: float) -> float:
+    c = (curve - f_empty) / spread
     return float((c.sum() - (c[0] + c[-1]) / 2) / (len(c) - 1))
 
 
@@ -71,11 +72,13 @@ def test_curves_match_the_closed_form_with_zero_fill(linear, images, steps):
     np.testing.assert_allclose(curves["deletion"], deletion, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(curves["insertion"], insertion, rtol=1e-5, atol=1e-4)
 
-    f_x, f_empty = deletion[..., 0], deletion[..., -1]
+    f_empty = deletion[..., -1]
+    scores = linear.scores64(x)
+    spread = (scores.max(axis=1) - scores.min(axis=1))[:, None]  # every class of x, by hand
     expected_del = np.vectorize(normalised_auc_by_hand, signature="(s),(),()->()")(
-        deletion, f_x, f_empty)
+        deletion, f_empty, spread)
     expected_ins = np.vectorize(normalised_auc_by_hand, signature="(s),(),()->()")(
-        insertion, f_x, f_empty)
+        insertion, f_empty, spread)
     for metric, expected in ((DeletionAUC, expected_del), (InsertionAUC, expected_ins),
                              (ABPC, expected_ins - expected_del)):
         np.testing.assert_allclose(
@@ -235,22 +238,41 @@ def test_every_replacement_runs_from_x_to_fully_replaced(linear, images, replace
 
 
 def test_normalisation_and_degenerate_curves():
-    deletion = np.array([[[4.0, 2.0, 1.0, 0.0]], [[3.0, 3.0, 3.0, 3.0]]])
-    np.testing.assert_allclose(curve_auc(deletion, "deletion", space="score")[0],
-                               (1 + 0.5 + 0.25) / 3 - 1 / 6)
-    assert np.isnan(curve_auc(deletion, "deletion", space="score")[1, 0])
-    raw = [(4 + 2 * 2 + 2 * 1 + 0) / 6, 3.0]
-    np.testing.assert_allclose(
-        curve_auc(deletion, "deletion", space="score", normalise=False)[:, 0], raw)
+    deletion = np.array([[[4.0, 2.0, 1.0, 0.0]], [[3.0, 3.0, 3.0, 3.0]], [[1.0, 2.0, 0.0, 1.0]]])
+    spread = np.array([8.0, 2.0, np.nan])  # the third image's model has no spread: undefined
+    np.testing.assert_allclose(curve_auc(deletion, "deletion", space="score", spread=spread),
+                               [[(4 + 2 * 2 + 2 * 1 + 0) / 6 / 8], [0.0], [np.nan]])
+    raw = [(4 + 2 * 2 + 2 * 1 + 0) / 6, 3.0, 1.0]
+    np.testing.assert_allclose(curve_auc(deletion, "deletion", space="score")[:, 0], raw)
     np.testing.assert_allclose(curve_auc(deletion, "deletion")[:, 0], raw)  # probabilities
     # the trapezoid rule is symmetric under reversal: the LeRF curve has the insertion AUC
-    np.testing.assert_allclose(curve_auc(deletion[..., ::-1], "insertion", space="score"),
-                               curve_auc(deletion, "deletion", space="score"))
-    # f(empty) > f(x): scaled by |f(x) - f(empty)|, so a lower raw curve stays lower
-    rising = np.array([[0.0, 1.0, 3.0, 4.0], [0.0, 2.0, 3.0, 4.0]])
-    # normalised: [-1, -.75, -.25, 0] and [-1, -.5, -.25, 0]
-    np.testing.assert_allclose(curve_auc(rising, "deletion", space="score"),
-                               [-1.5 / 3, -1.25 / 3])
+    np.testing.assert_allclose(
+        curve_auc(deletion[..., ::-1], "insertion", space="score", spread=spread),
+        curve_auc(deletion, "deletion", space="score", spread=spread))
+    with pytest.raises(XaibenchError, match="score-space curves only"):
+        curve_auc(deletion, "deletion", spread=spread)
+    with pytest.raises(XaibenchError, match="one spread per image"):
+        curve_auc(deletion, "deletion", space="score", spread=spread[:2])
+
+
+def test_normalisation_cannot_explode_where_the_replacement_barely_moves_the_score():
+    # f(x) = 5.0 and f(∅) = 4.999 (blurring barely moves the logit) while the model's scores
+    # on x spread over 10: the old denominator |f(x) − f(∅)| = 0.001 made these AUCs ≈ ±1000
+    steps = np.linspace(0, 1, 11)
+    faithful = 5.0 - 2.0 * np.sin(np.pi * steps) - 0.001 * steps   # dips, then back to f(∅)
+    unfaithful = 5.0 + 2.0 * np.sin(np.pi * steps) - 0.001 * steps
+    curves = np.stack([faithful, unfaithful])[None]  # (1 image, 2 outputs, 11)
+    auc = curve_auc(curves, "deletion", space="score", spread=np.array([10.0]))[0]
+    assert np.all(np.abs(auc) < 0.2), auc
+    assert auc[0] < auc[1]  # the raw order of the curves is kept
+    np.testing.assert_allclose(auc, np.trapezoid(curves[0] - curves[0, :, -1:], dx=0.1) / 10)
+
+
+def test_score_spread_is_undefined_only_without_discrimination():
+    scores = np.array([[2.0, -1.0, 0.5], [3.0, 3.0, 3.0], [1e7, 1e7 + 1, 1e7], [0.0, 1e-5, 0.0]])
+    np.testing.assert_allclose(score_spread(scores), [3.0, np.nan, np.nan, 1e-5])
+    with pytest.raises(ConfigError, match="normalise=False"):
+        score_spread(np.ones((4, 1)))
 
 
 @pytest.mark.parametrize("kind", ["deletion", "insertion"])
@@ -259,16 +281,19 @@ def test_probability_auc_of_a_constant_curve_is_its_value(kind):
     np.testing.assert_allclose(curve_auc(p, kind), [0.0, 0.3, 0.97])
 
 
-def test_normalised_curves_run_from_one_to_zero_and_zero_to_one():
+def test_normalised_curves_end_at_zero_where_everything_is_replaced():
     deletion = np.array([[4.0, 3.0, 1.0, 2.0], [5.0, 5.0, 5.0, 5.0]])
-    np.testing.assert_allclose(normalised_curves(deletion, "deletion"),  # f(x) = 4, f(∅) = 2
-                               [[1.0, 0.5, -0.5, 0.0], [np.nan] * 4])
-    insertion = np.array([[-1.0, 0.0, 1.0]])  # the replacement raises the score: |span|
-    np.testing.assert_allclose(normalised_curves(insertion, "insertion"), [[0.0, 0.5, 1.0]])
-    np.testing.assert_allclose(curve_auc(deletion, "deletion", space="score"),
-                               np.trapezoid(normalised_curves(deletion, "deletion"), dx=1 / 3))
+    spread = np.array([4.0, 1.0])
+    np.testing.assert_allclose(normalised_curves(deletion, "deletion", spread),  # f(∅) = 2
+                               [[0.5, 0.25, -0.25, 0.0], [0.0] * 4])
+    insertion = np.array([[-1.0, 0.0, 1.0]])  # the replacement raises the score
+    np.testing.assert_allclose(normalised_curves(insertion, "insertion", np.array([4.0])),
+                               [[0.0, 0.25, 0.5]])
+    np.testing.assert_allclose(curve_auc(deletion, "deletion", space="score", spread=spread),
+                               np.trapezoid(normalised_curves(deletion, "deletion", spread),
+                                            dx=1 / 3))
     with pytest.raises(ConfigError, match="kind"):
-        normalised_curves(deletion, "morf")
+        normalised_curves(deletion, "morf", spread)
 
 
 def test_metrics_of_a_context_share_one_curve_computation(linear, images, monkeypatch):
@@ -296,7 +321,9 @@ def test_metrics_of_a_context_share_one_curve_computation(linear, images, monkey
     predicted.clear()  # the space is part of the memo key
     in_score_space = ABPC(steps=5, space="score")
     score = in_score_space(linear, x, attribution, masker="blur(3,3)", context=context)
-    assert sum(predicted) == 3 * 2 * 2 * 6
+    assert sum(predicted) == 3 * 2 * 2 * 6 + 3  # and the 3 images once for their spread
+    scores = linear.predict(x)
+    np.testing.assert_allclose(context.arrays["score_spread"], np.ptp(scores, axis=1))
     np.testing.assert_array_equal(score, in_score_space(linear, x, attribution,
                                                         masker="blur(3,3)"))
     assert not np.allclose(score, shared[2])
@@ -331,3 +358,8 @@ def test_bad_arguments_fail_fast(linear, images):
         perturbation_curves(one_output, x, single)
     assert perturbation_curves(one_output, x, single, space="score")["deletion"].shape == \
         (2, 1, 21)
+    with pytest.raises(ConfigError, match="spread.*normalise=False"):  # no spread to divide by
+        ABPC(space="score")(one_output, x, single)
+    context = MetricContext()
+    raw = ABPC(space="score", normalise=False)(one_output, x, single, context=context)
+    assert raw.shape == (2, 1) and "score_spread" not in context.arrays

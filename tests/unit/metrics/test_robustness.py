@@ -37,14 +37,32 @@ def test_exact_explanation_moves_by_the_weights_times_the_noise(linear, setup, m
     # r(x + δ) − r(x) = Σ_c W_c δ_c per pixel (r = Σ_c φ), with δ the noise actually drawn
     delta = (calls[0][1].astype(np.float64).reshape(8, *x.shape) - x).reshape(8, 3, 1, 36, 3)
     w = linear.weights.T[attribution.output_indices].reshape(3, 2, 36, 3)
-    change = np.linalg.norm((w * delta).sum(axis=-1), axis=-1)  # (8, 3, 2)
-    norm = np.linalg.norm(attribution.values.sum(axis=3).reshape(3, 36, 2), axis=1)
-    np.testing.assert_allclose(score, change.max(axis=0) / norm, rtol=1e-6)
+    moved = (w * delta).sum(axis=-1)  # (8, 3, 2, 36)
+    r = np.moveaxis(attribution.values.sum(axis=3).reshape(3, 36, 2), 1, -1)  # (3, 2, 36)
+    change, norm = np.linalg.norm(moved, axis=-1), np.linalg.norm(r, axis=-1)
+    larger = np.maximum(norm, np.linalg.norm(r + moved, axis=-1))
+    np.testing.assert_allclose(score, (change / larger).max(axis=0), rtol=1e-6)
     assert np.all(score <= radius * np.linalg.norm(np.abs(w).sum(-1), axis=-1) / norm)
-    # without clipping, the noise (and so the score) scales with the radius
+    # Yeh et al.'s ‖r(x + δ) − r(x)‖ / ‖r(x)‖ bounds it: ‖r(x + δ)‖ ≤ ‖r(x)‖ + change, so
+    # yeh / (1 + yeh) ≤ score ≤ yeh — the same to first order for small noise
+    yeh = change.max(axis=0) / norm
+    assert np.all(score <= yeh * (1 + 1e-9)) and np.all(score >= yeh / (1 + yeh) * (1 - 1e-9))
     doubled = MaxSensitivity(radius=2 * radius, n_samples=8)(linear, x, attribution,
                                                              explain_params=params)
-    np.testing.assert_allclose(doubled, 2 * score, rtol=1e-4)
+    np.testing.assert_allclose(doubled, 2 * score, rtol=0.1)  # measured: within 3 %
+
+
+def test_bounded_where_the_explanation_of_x_is_nearly_zero(linear, monkeypatch):
+    # an explanation of norm 1e-9 on x that moves to norm 1 under noise: Yeh et al.'s ratio
+    # would be 1e9; the relative change to the larger norm stays within [0, 2]
+    x = np.full((1, *linear.spec.shape), 0.5, np.float32)
+    params = {"background": np.zeros((1, *linear.spec.shape), np.float32)}
+    attribution = linear.explain("deep", x, 1, **params)
+    tiny = type(attribution)(**{**vars(attribution), "values": attribution.values * 1e-9})
+    score = MaxSensitivity(radius=0.05, n_samples=4)(linear, x, tiny, explain_params=params)
+    assert 0.99 < score.item() <= 2.0
+    zero = type(attribution)(**{**vars(attribution), "values": attribution.values * 0.0})
+    assert np.isnan(MaxSensitivity()(linear, x, zero, explain_params=params)).all()
 
 
 def test_one_explain_call_on_noisy_images_within_range(linear, setup, monkeypatch):

@@ -61,15 +61,19 @@ def test_figures_without_their_data_are_not_drawn(tmp_path):
     assert faithfulness_metric(results) is None
 
 
-@pytest.mark.parametrize("space", ["probability", "score", None])  # None: an older store
+@pytest.mark.parametrize("space", ["probability", "score", "score without spread", None])
 def test_curves_are_drawn_in_the_space_they_were_stored_in(tmp_path, monkeypatch, space):
+    # None: an older store (scores, no space recorded, no spreads)
     arrays = cell_arrays(np.zeros((N_IMAGES, K)), (8, 8, 1), seed=0)
     extras = extra_arrays(arrays, quality=0.5, seed=0)
     curves = {kind: extras[f"{kind}_curve"] for kind in ("deletion", "insertion")}
+    spread = np.linspace(2.0, 5.0, N_IMAGES)
     if space == "probability":
         curves = {kind: 1 / (1 + np.exp(-curve)) for kind, curve in curves.items()}
     if space is not None:
-        arrays |= {f"{kind}_curve_space": np.array(space) for kind in curves}
+        arrays |= {f"{kind}_curve_space": np.array(space.split()[0]) for kind in curves}
+    if space == "score":
+        arrays["score_spread"] = spread
     store = Store(tmp_path)
     store.put_cell(cell_record("torch", "deep", None, {}),
                    arrays | {f"{kind}_curve": curve for kind, curve in curves.items()})
@@ -77,10 +81,11 @@ def test_curves_are_drawn_in_the_space_they_were_stored_in(tmp_path, monkeypatch
     monkeypatch.setattr(plots, "save", lambda figure, path: figures.append(figure) or path)
     assert curves_figure(Results.load(tmp_path), DATASET, tmp_path / "curves.png")
     for ax, (kind, curve) in zip(figures[0].axes, curves.items()):
-        shown = curve[:, 0] if space == "probability" else normalised_curves(curve[:, 0], kind)
+        shown = normalised_curves(curve[:, 0], kind, spread) if space == "score" else curve[:, 0]
         np.testing.assert_allclose(ax.lines[0].get_ydata(), np.median(shown, axis=0))
-        label = "p(explained class)" if space == "probability" else \
-            "(f − f(∅)) / |f(x) − f(∅)|"
+        label = {"probability": "p(explained class)",
+                 "score": "(f − f(∅)) / (max − min of the scores of x)"}.get(space,
+                                                                          "f (score units)")
         assert ax.get_ylabel().startswith(f"{kind}\n{label}\n")
 
 

@@ -110,3 +110,30 @@ def test_negligible_differences_tie_in_the_rank():
     ranks = _snap_to_spread(means).rank(method="min")
     assert ranks.tolist() == [1.0, 1.0, 3.0, 4.0]
     assert _snap_to_spread(pd.Series([2.0, 2.0])).tolist() == [2.0, 2.0]
+
+
+def test_images_where_a_metric_is_undefined_are_counted_and_shown(tmp_path):
+    from xaibench.experiment.store import MetricRow
+
+    store = Store(tmp_path)
+    store.put_model(model_record("torch"))
+    abpc = np.arange(N_IMAGES * K, dtype=float).reshape(N_IMAGES, K)
+    abpc[:2] = np.nan  # images 0 and 1: undefined (stored as NULL)
+    abpc[2, 0] = np.nan  # image 2: one output left, still defined
+    rows = [MetricRow("abpc", i, k, abpc[i, k], True, "faithfulness")
+            for i in range(N_IMAGES) for k in range(K)]
+    store.put_cell(cell_record("torch", "deep", None, {}),
+                   cell_arrays(np.zeros((N_IMAGES, K)), (8, 8, 1), seed=0), rows)
+    results = Results.load(tmp_path)
+    board = leaderboard(results)
+    assert board["abpc_undefined"].tolist() == [2]
+    assert board["abpc_mean"].item() == pytest.approx(np.mean([abpc[2, 1], abpc[3].mean()]))
+    shown = show_leaderboard(board, results.higher_is_better, MARKDOWN)
+    assert shown.cells.loc[0, "abpc ↑"].endswith(" (2 undefined)")
+
+def test_no_undefined_count_is_shown_where_every_image_has_a_value(full):
+    results, _ = full
+    board = leaderboard(results)
+    assert (board[["abpc_undefined", "deletion_auc_undefined"]] == 0).all().all()
+    shown = show_leaderboard(board, results.higher_is_better, MARKDOWN)
+    assert not shown.cells.map(lambda text: "undefined" in text).any().any()
