@@ -116,9 +116,12 @@ def module_state_restored(module: nn.Module) -> Iterator[None]:
 
     shap registers hooks (and, on error, never removes them) and stores ``module.x`` /
     ``module.y`` as ``nn.Parameter``; both are undone here, also when the block raises.
+    TorchScript submodules, which take neither, are left alone.
     """
     saved = []
     for mod in module.modules():
+        if isinstance(mod, torch.jit.ScriptModule):  # takes no hooks: shap leaves none
+            continue
         dicts = {d: set(getattr(mod, d).keys()) for d in _HOOK_DICTS if hasattr(mod, d)}
         saved.append((mod, set(mod._parameters), dicts,
                       getattr(mod, "_is_full_backward_hook", None)))
