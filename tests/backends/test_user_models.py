@@ -170,6 +170,21 @@ value_range = [0, 255]
     _check_reported(summary, results, accuracy, ["nhwc", "nchw255"])
 
 
+def test_keras_user_model_without_a_deeplift_rule_gets_the_zoo_error(keras_folder):
+    import keras
+
+    from xaibench.errors import UnsupportedModelError
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(4, activation="gelu", name="hidden"),
+                              keras.layers.Dense(10)])
+    model.save(keras_folder / "gelu.keras")
+    backend = _from_user("keras", weights=keras_folder / "gelu.keras", value_range=(0, 255))
+    data = um.data()
+    with pytest.raises(UnsupportedModelError, match=r"layer 'hidden' \(Dense, activation gelu\)"):
+        backend.explain("deep", data.x_test[:1], 1, background=data.x_train[:3])
+
+
 # --- flax -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def flax_folder(tmp_path_factory):

@@ -141,3 +141,20 @@ def test_flax_user_model_needs_its_module(folder):
     pytest.importorskip("flax")
     with pytest.raises(ConfigError, match=r"a flax model needs model = \"pkg.module:CNN\""):
         registry.backends.get("flax").from_user(um.data().spec, weights=folder / "net.pt")
+
+
+def test_a_user_model_shap_deep_cannot_explain_gets_the_zoo_error(folder):
+    (folder / "reused_relu.py").write_text(
+        "from torch import nn\n\n"
+        "def build():\n"
+        "    relu = nn.ReLU()\n"
+        "    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), relu, nn.Conv2d(2, 2, 3), relu,\n"
+        "                         nn.Flatten(), nn.Linear(72, 10))\n")
+    namespace: dict = {}
+    exec((folder / "reused_relu.py").read_text(), namespace)
+    torch.save(namespace["build"]().state_dict(), folder / "reused.pt")
+    backend = _load(folder, weights=folder / "reused.pt", model="reused_relu:build")
+    data = um.data()
+    with pytest.raises(UnsupportedModelError, match=r"is called 2 times in one forward pass.*"
+                       r"give every use its own ReLU\(\) instance"):
+        backend.explain("deep", data.x_test[:1], 1, background=data.x_train[:3])
