@@ -51,6 +51,7 @@ def call_counts(module: nn.Module, probe: torch.Tensor) -> dict[str, tuple[nn.Mo
     Ordered by when each module's first call *finished* (children before their parent), which
     for leaf layers is the order data flows through them.
     """
+    _refuse_torchscript(module)
     counts: dict[int, int] = {}
 
     def hook(mod: nn.Module, _inputs: object, _output: object) -> None:
@@ -65,6 +66,16 @@ def call_counts(module: nn.Module, probe: torch.Tensor) -> dict[str, tuple[nn.Mo
         for handle in handles:
             handle.remove()
     return {named[i][0]: (named[i][1], n) for i, n in counts.items()}
+
+
+def _refuse_torchscript(module: nn.Module) -> None:
+    """UnsupportedModelError when ``module`` holds TorchScript, which takes no module hooks."""
+    if any(isinstance(m, torch.jit.ScriptModule) for m in module.modules()):
+        raise UnsupportedModelError(
+            "this TorchScript model cannot be inspected layer by layer (TorchScript modules "
+            "take no hooks): 'deep', layer attributions and randomisation (MPRT) need a Python "
+            "nn.Module -- give model = \"pkg.module:Net\" with a state_dict as weights, or "
+            "use 'gradient' without a layer")
 
 
 def check_deep_supported(module: nn.Module, probe: torch.Tensor) -> list[str]:
@@ -105,9 +116,12 @@ def module_state_restored(module: nn.Module) -> Iterator[None]:
 
     shap registers hooks (and, on error, never removes them) and stores ``module.x`` /
     ``module.y`` as ``nn.Parameter``; both are undone here, also when the block raises.
+    TorchScript submodules, which take neither, are left alone.
     """
     saved = []
     for mod in module.modules():
+        if isinstance(mod, torch.jit.ScriptModule):  # takes no hooks: shap leaves none
+            continue
         dicts = {d: set(getattr(mod, d).keys()) for d in _HOOK_DICTS if hasattr(mod, d)}
         saved.append((mod, set(mod._parameters), dicts,
                       getattr(mod, "_is_full_backward_hook", None)))

@@ -30,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without jax
     raise MissingFrameworkError("flax", "jax") from exc
 
-from backends import _jax_deeplift, _jax_gradient
+from backends import _jax_deeplift, _jax_gradient, _user
 from backends._shap_native import additivity_gap, spread_to_image
 
 LayerPath = tuple[str, ...]
@@ -46,6 +46,21 @@ def _buckets(batch_size: int) -> tuple[int, ...]:
 
 def _layer_name(path: LayerPath) -> str:
     return "/".join(path)
+
+
+class _UserInput(nn.Module):
+    """A user's module behind NHWC input in [0, 1]: the input is mapped linearly onto the
+    module's value range and transposed to NCHW if it takes that, inside the traced graph."""
+
+    model: nn.Module
+    nchw: bool
+    scale: float
+    offset: float
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if (self.scale, self.offset) != (1.0, 0.0):
+            x = x * self.scale + self.offset
+        return self.model(jnp.transpose(x, (0, 3, 1, 2)) if self.nchw else x)
 
 
 class FlaxBackend(Backend):
@@ -250,6 +265,55 @@ class FlaxBackend(Backend):
 
         module = cls._zoo_model(flax_models.BUILDERS, architecture, spec, arch_params)
         variables = module.init(jax.random.key(int(seed)), jnp.zeros((1, *spec.shape)))
+        return cls(module, variables, spec)
+
+    #: the input layout of a user model that declares none
+    user_layout = "NHWC"
+
+    @classmethod
+    def from_user(cls, spec: ImageSpec, *, weights: str | Path, model: str | None = None,
+                  params: dict[str, Any] | None = None, layout: str | None = None,
+                  value_range: tuple[float, float] = (0.0, 1.0),
+                  base_dir: str | Path | None = None) -> "FlaxBackend":
+        """A user's trained linen module: ``model`` ("pkg.module:CNN", a class or factory called
+        with ``params``; imported with ``base_dir`` on ``sys.path``) with the variables in the
+        msgpack file ``weights`` (``flax.serialization.to_bytes(variables)``), taking input in
+        ``layout`` (default NHWC) with pixel values in ``value_range``. Checked on one batch."""
+        weights = _user.require_file(weights, "weights")
+        if model is None:
+            raise ConfigError(f"a flax model needs model = \"pkg.module:CNN\" (its linen Module "
+                              f"class or factory) next to weights = '{weights.name}'")
+        module = _user.build(model, params or {}, base_dir)
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"model = '{model}' built a {type(module).__name__}, not a "
+                              f"flax.linen.Module; name the Module class or its factory")
+        try:
+            state = flax.serialization.msgpack_restore(weights.read_bytes())
+        except Exception as exc:  # noqa: BLE001 - msgpack raises many kinds here
+            raise ConfigError(f"cannot read weights = '{weights.name}' as msgpack "
+                              f"({type(exc).__name__}); save the variables with "
+                              f"flax.serialization.to_bytes(variables)") from None
+        if not isinstance(state, dict):
+            raise ConfigError(f"weights = '{weights.name}' holds a {type(state).__name__}, not "
+                              f"a dict of variables; save flax.serialization.to_bytes(variables)")
+        variables = state if "params" in state else {"params": state}
+        layout = layout or cls.user_layout
+        scale, offset = _user.affine(value_range)
+        _user.model_shape(spec, layout)  # checks the layout's name
+        if layout == "NCHW" or (scale, offset) != (1.0, 0.0):
+            module = _UserInput(module, layout == "NCHW", scale, offset)
+            variables = {name: {"model": tree} for name, tree in variables.items()}
+        label = f"flax model '{model}'"
+        probe = jax.ShapeDtypeStruct((1, *spec.shape), jnp.float32)
+        expected = _user.run_checked(lambda: jax.eval_shape(module.init, jax.random.key(0),
+                                                            probe), spec, layout, label)
+        try:
+            check_checkpoint_shapes(weights, label, _shapes(expected), _shapes(variables))
+        except XaibenchError as exc:
+            raise ConfigError(f"{exc}; do model = '{model}' and its params build the trained "
+                              f"architecture?") from None
+        variables = jax.tree.map(jnp.asarray, variables)
+        _user.check_first_batch(lambda x: module.apply(variables, x), spec, layout, label)
         return cls(module, variables, spec)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 256,

@@ -30,6 +30,7 @@ import keras  # noqa: E402
 import shap  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from backends import _user  # noqa: E402
 from backends._shap_native import (explain_by_class, global_numpy_rng_preserved,  # noqa: E402
                                    spread_to_image)
 from xaibench._files import replaced_atomically  # noqa: E402
@@ -335,6 +336,44 @@ class KerasBackend(Backend):
         keras.utils.set_random_seed(seed)
         return cls(cls._zoo_model(BUILDERS, architecture, spec, arch_params), spec)
 
+    #: the input layout of a user model that declares none
+    user_layout: ClassVar[str] = "NHWC"
+
+    @classmethod
+    def from_user(cls, spec: ImageSpec, *, weights: str | Path, model: str | None = None,
+                  params: dict[str, Any] | None = None, layout: str | None = None,
+                  value_range: tuple[float, float] = (0.0, 1.0),
+                  base_dir: str | Path | None = None) -> "KerasBackend":
+        """A user's trained model saved as a ``.keras`` file (``model.save("model.keras")``),
+        taking input in ``layout`` (default NHWC) with pixel values in ``value_range``; the
+        scaling and transpose are layers in front of it. Checked on one batch."""
+        weights = _user.require_file(weights, "weights")
+        if model is not None or params:
+            raise ConfigError(f"a .keras file holds its architecture: remove model = {model!r} "
+                              f"and params from this keras model (weights = '{weights.name}')")
+        if weights.suffix != ".keras":
+            raise ConfigError(f"weights = '{weights.name}': keras models are read from a .keras "
+                              f"file; save yours with model.save('model.keras')")
+        try:
+            net = keras.saving.load_model(weights, compile=False)
+        except Exception as exc:  # noqa: BLE001 - Keras raises many kinds here
+            text = str(exc).strip()
+            raise ConfigError(f"cannot load weights = '{weights.name}' ({type(exc).__name__}: "
+                              f"{text.splitlines()[0] if text else 'no message'}); save it with "
+                              f"model.save('model.keras') (custom layers must be registered "
+                              f"with keras.saving.register_keras_serializable)") from None
+        layout = layout or cls.user_layout
+        scale, offset = _user.affine(value_range)
+        _user.model_shape(spec, layout)  # checks the layout's name
+        adapted: list[keras.Model] = []
+
+        def forward(x: np.ndarray) -> np.ndarray:
+            adapted.append(_adapted(net, spec.shape, layout, scale, offset))
+            return keras.ops.convert_to_numpy(adapted[0](x, training=False))
+
+        _user.check_first_batch(forward, spec, layout, f"keras model '{weights.name}'")
+        return cls(adapted[0], spec)
+
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
             seed: int, progress: bool = True, augment: bool = False,
             patience: int | None = None,
@@ -455,6 +494,21 @@ class KerasBackend(Backend):
                 state = np.random.SeedSequence([int(seed), index, number]).generate_state(1)
                 variable.assign(_initial_value(layers[index], variable, int(state[0] >> 1)))
         return type(self)(model, self.spec, batch_size=self.batch_size)
+
+
+def _adapted(net: keras.Model, shape: tuple[int, int, int], layout: str, scale: float,
+             offset: float) -> keras.Model:
+    """``net`` behind NHWC input in [0, 1]: a Rescaling layer onto its value range and a
+    Permute to NCHW in front of it, where needed (``net`` itself when neither is)."""
+    inputs = keras.Input(shape)
+    x = inputs
+    if (scale, offset) != (1.0, 0.0):
+        x = keras.layers.Rescaling(scale, offset, name="value_range")(x)
+    if layout == "NCHW":
+        x = keras.layers.Permute((3, 1, 2), name="to_nchw")(x)
+    if x is inputs:
+        return net
+    return keras.Model(inputs, net(x), name=f"{net.name}_adapted")
 
 
 def _ends_in_softmax(model: keras.Model) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise MissingFrameworkError("torch", "torch") from exc
 
-from backends import _torch_checks
+from backends import _torch_checks, _user
 from backends._shap_native import (additivity_gap, explain_by_class,
                                    global_numpy_rng_preserved, spread_to_image)
 
@@ -78,6 +79,30 @@ class _FromLayer(nn.Module):
             return self.model(self.dummy.expand(len(a), *self.dummy.shape[1:]))
         finally:
             handle.remove()
+
+
+class _UserInput(nn.Module):
+    """A user's model behind the backend's NCHW input in [0, 1]: the input is mapped linearly
+    onto the model's value range and permuted to NHWC if the model takes that, inside the
+    graph, so gradients (deep, gradient) stay in the dataset's input space."""
+
+    def __init__(self, model: nn.Module, *, nhwc: bool, scale: float, offset: float) -> None:
+        super().__init__()
+        self.model = model
+        self.nhwc, self.scale, self.offset = nhwc, scale, offset
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.scale, self.offset) != (1.0, 0.0):
+            x = x * self.scale + self.offset
+        return self.model(x.permute(0, 2, 3, 1) if self.nhwc else x)
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip holding the model's code)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
 
 
 class TorchBackend(Backend):
@@ -265,6 +290,86 @@ class TorchBackend(Backend):
             torch.manual_seed(seed)
             module = cls._zoo_model(torch_models.BUILDERS, architecture, spec, arch_params)
         return cls(module, spec)
+
+    #: the input layout of a user model that declares none
+    user_layout = "NCHW"
+
+    @classmethod
+    def from_user(cls, spec: ImageSpec, *, weights: str | Path, model: str | None = None,
+                  params: dict[str, Any] | None = None, layout: str | None = None,
+                  value_range: tuple[float, float] = (0.0, 1.0),
+                  base_dir: str | Path | None = None) -> "TorchBackend":
+        """A user's trained model: ``model`` ("pkg.module:Net", a class or factory called with
+        ``params``; imported with ``base_dir`` on ``sys.path``) with the state_dict
+        ``weights``, or without ``model`` a TorchScript archive. It takes input in ``layout``
+        (default NCHW) with pixel values in ``value_range``; checked on one batch."""
+        weights = _user.require_file(weights, "weights")
+        layout = layout or cls.user_layout
+        label = f"torch model {model or weights.name!r}"
+        if weights.suffix == ".pt2":
+            raise ConfigError(
+                f"weights = '{weights.name}' is a torch.export archive, which cannot be switched "
+                f"to eval mode; save TorchScript (torch.jit.script(net).save('net.ts')) or a "
+                f"state_dict (torch.save(net.state_dict(), 'net.pt')) with model = ...")
+        if model is None:
+            module = cls._load_torchscript(weights)
+        elif _is_torchscript(weights):
+            raise ConfigError(
+                f"weights = '{weights.name}' is a TorchScript archive, which holds its own "
+                f"architecture, but model = '{model}' is set too; remove model (and params), or "
+                f"save a state_dict: torch.save(net.state_dict(), '{weights.stem}.pt')")
+        else:
+            module = _user.build(model, params or {}, base_dir)
+            if not isinstance(module, nn.Module):
+                raise ConfigError(f"model = '{model}' built a {type(module).__name__}, not a "
+                                  f"torch.nn.Module; name the nn.Module class or its factory")
+            cls._load_state(module, weights, f"model = '{model}'")
+        scale, offset = _user.affine(value_range)
+        _user.model_shape(spec, layout)  # checks the layout's name
+        if layout == "NHWC" or (scale, offset) != (1.0, 0.0):
+            module = _UserInput(module, nhwc=layout == "NHWC", scale=scale, offset=offset)
+        module.eval()
+
+        def forward(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return module(torch.from_numpy(x).permute(0, 3, 1, 2)).float().numpy()
+
+        _user.check_first_batch(forward, spec, layout, label)
+        return cls(module, spec)
+
+    @staticmethod
+    def _load_torchscript(path: Path) -> nn.Module:
+        try:
+            return torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds here
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ConfigError(
+                f"weights = '{path.name}' without model is read as a TorchScript archive, but "
+                f"it is not one ({type(exc).__name__}: {first}); for a state_dict set "
+                f"model = \"pkg.module:Net\", or save torch.jit.script(net).save('net.ts')") \
+                from None
+
+    @staticmethod
+    def _load_state(module: nn.Module, path: Path, what: str) -> None:
+        """Load the state_dict file ``path`` into ``module``; mismatches raise ConfigError."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds here
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ConfigError(f"cannot read weights = '{path.name}' as a state_dict "
+                              f"({type(exc).__name__}: {first}); save it with "
+                              f"torch.save(net.state_dict(), '{path.name}')") from None
+        if not isinstance(state, dict):
+            raise ConfigError(f"weights = '{path.name}' holds a {type(state).__name__}, not a "
+                              f"state_dict; save it with torch.save(net.state_dict(), "
+                              f"'{path.name}')")
+        try:
+            check_checkpoint_shapes(path, type(module).__name__, _shapes(module.state_dict()),
+                                    _shapes(state))
+        except XaibenchError as exc:
+            raise ConfigError(f"{exc}; do {what} and its params build the trained "
+                              f"architecture?") from None
+        module.load_state_dict(state)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
             seed: int, progress: bool = True) -> dict[str, list[float]]:

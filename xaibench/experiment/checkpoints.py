@@ -9,6 +9,9 @@ never used: it is retrained (with a :class:`CheckpointWarning`) and overwritten;
 whose weights hold NaN/Inf. A cache that cannot be written costs only the caching: the trained
 model is used, with a :class:`CheckpointWarning` naming the cache and the fix.
 
+A user's own model is never trained nor cached: :func:`load_user_model` loads it with its
+backend's ``from_user`` (which checks it on one batch) and evaluates it like a trained one.
+
 A copied model (``weights_from``) is never trained nor cached: :func:`copy_model` builds it,
 gives it its source's weights (:mod:`backends.zoo.transfer`) and checks that it reproduces the
 source's test scores.
@@ -20,7 +23,7 @@ import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,8 @@ def obtain_model(model: ModelPlan, dataset: Dataset, *, cache_dir: Path | None =
     training diverges raises :class:`~xaibench.errors.TrainingDivergedError`; one that
     outputs NaN/Inf on the test split raises :class:`XaibenchError`.
     """
+    if model.user is not None:
+        return load_user_model(model, dataset)
     path = checkpoint_path(model, cache_dir)
     x, y = dataset.x_train[:model.n_train], dataset.y_train[:model.n_train]
     cached = _load_cached(model, dataset, path)
@@ -109,6 +114,33 @@ def obtain_model(model: ModelPlan, dataset: Dataset, *, cache_dir: Path | None =
                     "from_cache": cached is not None},
         checkpoint=checkpoint)
     return ObtainedModel(backend, record, scores, from_cache=cached is not None)
+
+
+def load_user_model(model: ModelPlan, dataset: Dataset) -> ObtainedModel:
+    """A user's trained ``model`` loaded by its backend's ``from_user`` (checked on one batch,
+    ConfigError otherwise) and evaluated on the test split; never trained (train_seconds 0).
+    Its class names, when declared, name the classes in its evaluation and its backend's spec."""
+    user = model.user
+    names = tuple(user["class_names"] or dataset.class_names)
+    spec = replace(dataset.spec, class_names=names)
+    backend = registry.backends.get(model.backend).from_user(
+        spec, weights=user["weights"], model=user["model"], params=model.params,
+        layout=user["layout"], value_range=tuple(user["value_range"]),
+        base_dir=user["base_dir"])
+    scores = backend.predict(dataset.x_test)
+    evaluation = evaluate(dataset.y_test, scores, names)
+    record = ModelRecord(
+        model_key=model.key, backend=model.backend, architecture=model.architecture,
+        dataset=model.dataset, train_params={"user_model": Path(user["weights"]).name},
+        seed=model.seed, accuracy=evaluation["accuracy"], train_seconds=0.0,
+        evaluation={**evaluation, "user_model": True, "params": model.params,
+                    "weights": user["weights"], "weights_sha256": user["sha256"],
+                    "model": user["model"],
+                    "layout": user["layout"] or type(backend).user_layout,
+                    "value_range": list(user["value_range"]), "class_names": list(names),
+                    "from_cache": False},
+        checkpoint=user["weights"])
+    return ObtainedModel(backend, record, scores, from_cache=False)
 
 
 def copy_model(model: ModelPlan, source: ObtainedModel, dataset: Dataset) -> ObtainedModel:

@@ -32,6 +32,27 @@ Schema (keys marked *required* must be present; every other key shows its defaul
     train = { epochs = 1, batch_size = 128, lr = 1e-3 }   # keyword arguments of the backend's
                                           # fit (seed excepted), e.g. keras: augment, patience
 
+    [[models]]                            # a user's own trained model: loaded, never trained
+    backend = "torch"                     # required
+    model = "models:Net"                  # "module:Name" of the class or factory, called with
+                                          # params (torch, flax; a .keras file needs none);
+                                          # imported with the experiment file's directory on
+                                          # sys.path; or "path/to/models.py:Net"
+    weights = "net.pt"                    # required: torch state_dict (or, without model, a
+                                          # TorchScript archive), .keras file, flax msgpack
+    name = "net"                          # its name in reports (default: weights' file stem)
+    layout = "NCHW"                       # input layout (default: NCHW for torch, NHWC for
+                                          # keras and flax)
+    value_range = [0, 1]                  # the pixel range the model takes: the dataset's
+                                          # [0, 1] images are mapped onto it linearly
+    class_names = ["t-shirt", ...]        # or class_names_file = "classes.txt" (one a line);
+                                          # as many as the dataset's classes (default: the
+                                          # dataset's names)
+                                          # relative paths (weights, class_names_file, the
+                                          # import directory) resolve against the experiment
+                                          # file's directory; for a dict config against the
+                                          # working directory
+
     [[models]]                            # a copy: no training, no params of its own
     backend = "keras"
     architecture = "fmnist_cnn"
@@ -74,6 +95,10 @@ What is checked, and how, without importing a deep-learning framework:
   and ``train`` keys must be keyword parameters of the backend class's ``fit`` (``seed``
   excepted, it is the run seed); both signatures are read from the source files
   (:func:`static_signature`), because importing them would import the framework;
+- a user model (``model`` or ``weights`` set): its files exist, ``layout`` and
+  ``value_range`` are valid, its class names match the dataset's number of classes, and it
+  has no ``train``, ``architecture`` or ``weights_from``; the model itself is loaded and checked
+  on one batch when the run obtains it (importing it would import its framework);
 - ``weights_from`` must name another backend with exactly one trained model (no
   ``weights_from`` of its own: no chains, no cycles) of the same architecture in the file.
 """
@@ -109,6 +134,8 @@ _TOP_KEYS = ("name", "seed", "output", "metrics", "metric_params", "dataset", "i
 _DATASET_KEYS = ("name", "params", "n_train", "n_background")
 _IMAGES_KEYS = ("first", "correct", "wrong")
 _MODEL_KEYS = ("backend", "architecture", "params", "train", "weights_from")
+_USER_MODEL_KEYS = ("backend", "model", "weights", "name", "params", "layout", "value_range",
+                    "class_names", "class_names_file")
 _EXPLAINER_KEYS = ("name", "maskers", "targets", "params")
 _REQUIRED = object()
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", dict: "a table",
@@ -135,6 +162,23 @@ class ImagesConfig:
 
 
 @dataclass(frozen=True)
+class UserModelConfig:
+    """How to load a user's trained model (paths absolute) and what input it takes."""
+
+    #: the file read by the backend's ``from_user`` (state_dict, TorchScript, .keras, msgpack)
+    weights: str
+    #: "module:Name" of its class or factory (None: the weights file holds the architecture)
+    model: str | None = None
+    #: the directory put on ``sys.path`` to import ``model`` (the experiment file's)
+    base_dir: str = "."
+    #: "NCHW" or "NHWC" (None: the backend's default)
+    layout: str | None = None
+    value_range: tuple[float, float] = (0.0, 1.0)
+    #: names of the model's outputs (None: the dataset's class names)
+    class_names: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """A zoo architecture in one backend, and how to train it (or whose weights to copy)."""
 
@@ -145,6 +189,8 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
     #: the backend of the trained model whose weights (and params) this untrained copy takes
     weights_from: str | None = None
+    #: a user's own model (``architecture`` is then its name; ``params`` its factory's)
+    user: UserModelConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +223,8 @@ class ExperimentConfig:
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment file; errors are ConfigError prefixed with the path."""
+    """Read and validate an experiment file; errors are ConfigError prefixed with the path.
+    Relative paths in it resolve against its directory."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -194,25 +241,27 @@ def load_config(path: str | Path) -> ExperimentConfig:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
                           f"{exc.start}); save it as UTF-8 TOML") from None
-    return parse_config(text, origin=str(path))
+    return parse_config(text, origin=str(path), base_dir=path.resolve().parent)
 
 
-def parse_config(text: str, *, origin: str = "<config>") -> ExperimentConfig:
-    """Validate the TOML ``text`` of an experiment file (``origin`` prefixes error messages)."""
+def parse_config(text: str, *, origin: str = "<config>",
+                 base_dir: str | Path | None = None) -> ExperimentConfig:
+    """Validate the TOML ``text`` of an experiment file (``origin`` prefixes error messages;
+    relative paths resolve against ``base_dir``, default the working directory)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: invalid TOML: {exc}; fix the syntax there "
                           f"(an experiment file is TOML: key = value, [table], [[array]])") \
             from None
-    return _validated(data, text, origin, "the file")
+    return _validated(data, text, origin, "the file", base_dir)
 
 
-def config_from_dict(data: Mapping[str, Any], *,
-                     origin: str = "experiment dict") -> ExperimentConfig:
+def config_from_dict(data: Mapping[str, Any], *, origin: str = "experiment dict",
+                     base_dir: str | Path | None = None) -> ExperimentConfig:
     """Validate a dict shaped like an experiment file (tables as dicts, arrays of tables as
     lists of dicts) exactly as :func:`parse_config` validates the file; ``source`` is its JSON
-    text. Tuples count as lists; a value no TOML file can hold (None excepted, it fails the
+    text; relative paths resolve against ``base_dir`` (default: the working directory). Tuples count as lists; a value no TOML file can hold (None excepted, it fails the
     type checks) is a ConfigError."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin} must be a dict shaped like an experiment file, got "
@@ -223,7 +272,7 @@ def config_from_dict(data: Mapping[str, Any], *,
         raise ConfigError(f"{origin}: {exc}; use str keys and str, int, float, bool, list or "
                           f"dict values, as a TOML file holds (e.g. int(n) for a numpy "
                           f"integer)") from None
-    return _validated(json.loads(source), source, origin, "the dict")
+    return _validated(json.loads(source), source, origin, "the dict", base_dir)
 
 
 def _not_toml(value: Any) -> Any:
@@ -231,7 +280,8 @@ def _not_toml(value: Any) -> Any:
     raise TypeError(f"{value!r} is not a TOML value")
 
 
-def _validated(data: dict[str, Any], source: str, origin: str, holder: str) -> ExperimentConfig:
+def _validated(data: dict[str, Any], source: str, origin: str, holder: str,
+               base_dir: str | Path | None = None) -> ExperimentConfig:
     """The :class:`ExperimentConfig` of ``data`` parsed from ``source``; errors are ConfigError
     prefixed with ``origin``."""
     if not data:
@@ -239,7 +289,7 @@ def _validated(data: dict[str, Any], source: str, origin: str, holder: str) -> E
                           f"[dataset], [[models]] and [[explainers]] "
                           f"(see experiments/quickstart.toml)")
     try:
-        return _experiment(data, source)
+        return _experiment(data, source, Path(base_dir or ".").resolve())
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
 
@@ -262,7 +312,7 @@ def explainer_parameters(name: str) -> dict[str, inspect.Parameter]:
 
 
 # --- tables -----------------------------------------------------------------------------------
-def _experiment(data: dict[str, Any], text: str) -> ExperimentConfig:
+def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentConfig:
     _check_keys(data, _TOP_KEYS, "the top level")
     name = _value(data, "name", "the top level", str)
     if not name.strip():
@@ -285,7 +335,9 @@ def _experiment(data: dict[str, Any], text: str) -> ExperimentConfig:
             raise ConfigError(f"'metrics': {', '.join(needing)} need(s) ground-truth masks, which "
                               f"dataset '{dataset.name}' does not have; remove them or use a "
                               f"dataset with masks")
-    models = _with_weight_sources(_array_of_tables(data, "models", _model))
+    models = _with_weight_sources(_array_of_tables(
+        data, "models", lambda table, where: _user_model(table, where, base_dir, info)
+        if "model" in table or "weights" in table else _model(table, where)))
     explainers = _array_of_tables(
         data, "explainers", lambda table, where: _explainer(table, where, dataset.name, info))
     _check_native(models, explainers)
@@ -388,6 +440,84 @@ def _model(table: dict[str, Any], where: str) -> ModelConfig:
         raise ConfigError(f"{where} train: 'lr' must be > 0, got {lr!r}")
     return ModelConfig(backend=backend, architecture=architecture_name, train=train,
                        params=params)
+
+
+def _user_model(table: dict[str, Any], where: str, base_dir: Path,
+                info: DatasetInfo) -> ModelConfig:
+    """A user's trained model (``model`` / ``weights`` set): files and declarations checked;
+    the model itself is checked when the run loads it."""
+    for key, why in (("train", "it is loaded from its weights, never trained by the runner"),
+                     ("architecture", "it is the user's model, not a zoo architecture"),
+                     ("weights_from", "it has weights of its own")):
+        if key in table:
+            raise ConfigError(f"{where}: '{key}' does not apply to a user model ({why}); "
+                              f"remove '{key}' (or model/weights for a zoo model)")
+    _check_keys(table, _USER_MODEL_KEYS, where)
+    backend = _value(table, "backend", where, str)
+    _lookup(registry.backends, backend, where)
+    weights = _user_file(_value(table, "weights", where, str), "weights", where, base_dir)
+    name = _value(table, "name", where, str, Path(weights).stem)
+    if name in registry.models:
+        raise ConfigError(f"{where}: name = '{name}' is a zoo architecture's; give the user "
+                          f"model another name (name = \"my_{name}\")")
+    where = f"{where} ({backend}:{name})"
+    model = _value(table, "model", where, str, None)
+    if model is not None:
+        module, _, attribute = model.rpartition(":")
+        if not module or not attribute:
+            raise ConfigError(f"{where}: model = {model!r} must read \"package.module:Name\" "
+                              f"or \"path/to/file.py:Name\" (e.g. \"models:Net\" for class "
+                              f"Net in models.py)")
+        if module.endswith(".py"):
+            model = f"{_user_file(module, 'model', where, base_dir)}:{attribute}"
+    layout = _value(table, "layout", where, str, None)
+    if layout not in (None, "NCHW", "NHWC"):
+        raise ConfigError(f"{where}: layout = {layout!r} is unknown; set layout = \"NCHW\" "
+                          f"(channels first) or \"NHWC\" (channels last)")
+    value_range = _value(table, "value_range", where, list, [0, 1])
+    if (len(value_range) != 2 or not all(_conforms(v, float) for v in value_range)
+            or not value_range[0] < value_range[1]):
+        raise ConfigError(f"{where}: value_range = {value_range!r} must be [low, high] with "
+                          f"low < high, e.g. [0, 255] for a model taking 8-bit pixel values")
+    class_names = _user_class_names(table, where, base_dir, info)
+    user = UserModelConfig(weights=weights, model=model, base_dir=str(base_dir), layout=layout,
+                           value_range=(float(value_range[0]), float(value_range[1])),
+                           class_names=class_names)
+    return ModelConfig(backend=backend, architecture=name, train={},
+                       params=_value(table, "params", where, dict, {}), user=user)
+
+
+def _user_file(path: str, key: str, where: str, base_dir: Path) -> str:
+    """``path`` resolved against ``base_dir``, absolute; ConfigError unless it is a file."""
+    resolved = (base_dir / Path(path).expanduser()).resolve()
+    if not resolved.is_file():
+        raise ConfigError(f"{where}: {key} = '{path}' is not a file (looked for {resolved}); "
+                          f"fix the path (relative paths resolve against {base_dir})")
+    return str(resolved)
+
+
+def _user_class_names(table: dict[str, Any], where: str, base_dir: Path,
+                      info: DatasetInfo) -> tuple[str, ...] | None:
+    """The user model's class names (``class_names`` or ``class_names_file``), as many as
+    the dataset has classes; None when neither is given."""
+    if "class_names" in table and "class_names_file" in table:
+        raise ConfigError(f"{where}: set class_names or class_names_file, not both")
+    if "class_names_file" in table:
+        path = _user_file(_value(table, "class_names_file", where, str), "class_names_file",
+                          where, base_dir)
+        names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+        source = f"class_names_file '{Path(path).name}'"
+    elif "class_names" in table:
+        names = [_string(n, f"{where}: an entry of class_names")
+                 for n in _value(table, "class_names", where, list)]
+        source = "class_names"
+    else:
+        return None
+    if len(names) != info.n_classes:
+        raise ConfigError(f"{where}: {source} lists {len(names)} classes but the dataset has "
+                          f"{info.n_classes}; give one name per dataset class, in label order")
+    return tuple(names)
 
 
 def _bind_architecture(backend: str, architecture: str, params: dict[str, Any],

@@ -6,7 +6,9 @@ keys on every run (resume), and changing anything that matters gives new ones:
 - a model's key hashes backend, architecture and its params, dataset (name, loader params,
   n_train), the fingerprint of the data's content (:func:`data_fingerprint`), training params,
   the run seed and, for a copy, its source model's key — a trained model's key also keys the
-  checkpoint cache, so replaced images never reuse a model trained on the old ones;
+  checkpoint cache, so replaced images never reuse a model trained on the old ones; a user
+  model's key hashes its declarations (model, layout, value range, class names) and the SHA-256
+  of its weights file instead of its paths, so a changed file gives new keys;
 - a cell's key hashes its model's key, the image selection, the explainer, masker, targets,
   params, metrics (with their params) and the run seed (and ``n_background`` for explainers
   that take a background). Random choices inside a cell use a seed derived from its key — for a
@@ -28,6 +30,7 @@ import numpy as np
 
 from xaibench.data.base import Dataset
 from xaibench.errors import ConfigError
+from xaibench._files import sha256_file
 from xaibench.experiment.config import ExperimentConfig, ModelConfig, explainer_parameters
 
 
@@ -79,6 +82,9 @@ class ModelPlan:
     params: dict[str, Any]
     #: the key of the trained model whose weights this one copies (None: trained itself)
     weights_from: str | None
+    #: a user's model: :class:`~xaibench.experiment.config.UserModelConfig`'s fields and the
+    #: ``sha256`` of its weights file (None: a zoo model)
+    user: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -171,7 +177,11 @@ def _model_plans(config: ExperimentConfig, fingerprint: str | None) -> list[Mode
                     "dataset_params": data.params, "n_train": data.n_train,
                     "data": fingerprint, "train": model.train, "seed": config.seed,
                     "weights_from": source}
-        return ModelPlan(key=stable_hash(identity), **identity)
+        if model.user is None:
+            return ModelPlan(key=stable_hash(identity), **identity)
+        user = {**asdict(model.user), "sha256": sha256_file(model.user.weights)}
+        keyed = {k: v for k, v in user.items() if k not in ("weights", "base_dir")}
+        return ModelPlan(key=stable_hash({**identity, "user": keyed}), **identity, user=user)
 
     trained = {number: plan(model, None) for number, model in enumerate(config.models)
                if model.weights_from is None}

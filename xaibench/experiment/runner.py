@@ -271,6 +271,8 @@ def _run_model(model: ModelPlan, cells: list[Cell], config: ExperimentConfig, da
     if model.weights_from:
         how = (f", weights of {models.plan.model(model.weights_from).label} (max |score "
                f"difference| {obtained.record.evaluation['copy_max_abs_diff']:.1e})")
+    elif model.user is not None:
+        how = f" (user model, loaded from {Path(model.user['weights']).name})"
     else:
         how = (" (cached checkpoint)" if obtained.from_cache
                else f", trained in {obtained.record.train_seconds:.1f} s")
