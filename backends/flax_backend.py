@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from xaibench._files import replaced_atomically
-from xaibench.backend import Backend, ImageSpec, check_checkpoint_shapes
+from xaibench.backend import Backend, ImageSpec, Weights, check_checkpoint_shapes
 from xaibench.errors import ConfigError, MissingFrameworkError, UnsupportedModelError, XaibenchError
 
 try:
@@ -71,7 +71,8 @@ class FlaxBackend(Backend):
     """
 
     name = "flax"
-    native_methods = frozenset({"deep", "gradient"})
+    native_methods = {"deep": ("check_additivity",),
+                      "gradient": ("nsamples", "local_smoothing", "seed", "layer")}
 
     def __init__(self, module: nn.Module, params: Any, spec: ImageSpec, *,
                  batch_size: int = 256) -> None:
@@ -371,6 +372,30 @@ class FlaxBackend(Backend):
                 if jnp.issubdtype(jnp.result_type(value), jnp.floating)
                 and not bool(jnp.isfinite(value).all())]
 
+    def get_weights(self) -> Weights:
+        """The ``params`` and ``batch_stats`` arrays by module path ("/" joined)."""
+        unknown = sorted(set(self.variables) - {"params", "batch_stats"})
+        if unknown:
+            raise UnsupportedModelError(f"no weight-transfer rule for Flax collections "
+                                        f"{unknown}; only params and batch_stats transfer")
+        weights: Weights = {}
+        for collection in ("params", "batch_stats"):
+            for path, arrays in _array_nodes(self.variables.get(collection, {})).items():
+                weights.setdefault(_layer_name(path), {}).update(
+                    {key: np.asarray(value) for key, value in arrays.items()})
+        return weights
+
+    def _set_weights(self, weights: Weights) -> None:
+        variables: dict[str, Any] = {}
+        for name, params in weights.items():
+            for key, value in params.items():
+                node = variables.setdefault("batch_stats" if key in ("mean", "var")
+                                            else "params", {})
+                for part in name.split("/"):
+                    node = node.setdefault(part, {})
+                node[key] = jnp.asarray(value)
+        self.variables = variables
+
     def save(self, path: Path) -> None:
         """Write the variables as msgpack (``flax.serialization``), atomically."""
         with replaced_atomically(path) as tmp:
@@ -406,6 +431,18 @@ class FlaxBackend(Backend):
             dst[leaf] = src[leaf]
         return type(self)(self.module, {**self.variables, "params": params}, self.spec,
                           batch_size=self.batch_size)
+
+
+def _array_nodes(tree: Any, prefix: LayerPath = ()) -> dict[LayerPath, dict[str, Any]]:
+    """Module path -> {name: array} for every node of a variables tree holding arrays."""
+    found: dict[LayerPath, dict[str, Any]] = {}
+    arrays = {k: v for k, v in tree.items() if not isinstance(v, dict)}
+    if arrays:
+        found[prefix] = arrays
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            found.update(_array_nodes(value, (*prefix, key)))
+    return found
 
 
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:

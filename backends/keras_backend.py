@@ -34,7 +34,7 @@ from backends import _user  # noqa: E402
 from backends._shap_native import (explain_by_class, global_numpy_rng_preserved,  # noqa: E402
                                    spread_to_image)
 from xaibench._files import replaced_atomically  # noqa: E402
-from xaibench.backend import Backend, ImageSpec  # noqa: E402
+from xaibench.backend import Backend, ImageSpec, Weights  # noqa: E402
 from xaibench.errors import ConfigError, UnsupportedModelError, XaibenchError  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
@@ -46,6 +46,10 @@ if keras.backend.backend() != "tensorflow":
 #: gradients, so they are added as shap's own ``passthrough`` rule while the explainer runs.
 #: ResizeBilinear makes ``keras.layers.Resizing`` (vgg16_transfer) explainable.
 DEEP_LINEAR_OPS = ("ResizeBilinear", "ResizeNearestNeighbor", "Neg")
+
+#: canonical batch-norm parameter name -> Keras attribute
+_BATCHNORM = {"scale": "gamma", "bias": "beta", "mean": "moving_mean",
+              "var": "moving_variance"}
 
 #: the name under which :meth:`KerasBackend.save` records the model's weight layout
 _SIGNATURE_ATTR = "xaibench_weights"
@@ -233,7 +237,8 @@ class KerasBackend(Backend):
     """A Keras 3 model on TensorFlow; native explainers: deep, gradient."""
 
     name: ClassVar[str] = "keras"
-    native_methods: ClassVar[frozenset[str]] = frozenset({"deep", "gradient"})
+    native_methods: ClassVar[dict[str, tuple[str, ...]]] = {
+        "deep": (), "gradient": ("nsamples", "local_smoothing", "seed", "layer")}
 
     def __init__(self, model: keras.Model, spec: ImageSpec, *, batch_size: int = 256) -> None:
         if not isinstance(model, keras.Model):
@@ -440,6 +445,34 @@ class KerasBackend(Backend):
         return [keras.layers.RandomFlip("horizontal", seed=seed),
                 keras.layers.RandomTranslation(0.1, 0.1, seed=seed + 1, **fill),
                 keras.layers.RandomZoom(0.1, seed=seed + 2, **fill)]
+
+    def get_weights(self) -> Weights:
+        """Convolution / dense kernels and biases and batch-norm parameters and statistics,
+        by layer name (layers of nested models included)."""
+        weights: Weights = {}
+        for layer in weighted_layers(self.model):
+            if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+                                  keras.layers.Dense)):
+                weights[layer.name] = {"kernel": np.asarray(layer.kernel)}
+                if layer.bias is not None:
+                    weights[layer.name]["bias"] = np.asarray(layer.bias)
+            elif isinstance(layer, keras.layers.BatchNormalization):
+                weights[layer.name] = {key: np.asarray(getattr(layer, attr))
+                                       for key, attr in _BATCHNORM.items()
+                                       if getattr(layer, attr, None) is not None}
+            else:
+                raise UnsupportedModelError(
+                    f"no weight-transfer rule for Keras layer '{layer.name}' "
+                    f"({type(layer).__name__}); use convolutions, dense and batch-norm layers "
+                    f"only")
+        return weights
+
+    def _set_weights(self, weights: Weights) -> None:
+        layers = {layer.name: layer for layer in weighted_layers(self.model)}
+        for name, params in weights.items():
+            batchnorm = isinstance(layers[name], keras.layers.BatchNormalization)
+            for key, value in params.items():
+                getattr(layers[name], _BATCHNORM[key] if batchnorm else key).assign(value)
 
     def _signature(self) -> list[list[Any]]:
         """The weight layout (variable name and shape, in order) that load checks."""

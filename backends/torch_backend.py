@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from xaibench._files import replaced_atomically
-from xaibench.backend import Backend, ImageSpec, check_checkpoint_shapes
+from xaibench.backend import Backend, ImageSpec, Weights, check_checkpoint_shapes
 from xaibench.errors import ConfigError, MissingFrameworkError, UnsupportedModelError, XaibenchError
 
 try:
@@ -109,7 +109,8 @@ class TorchBackend(Backend):
     """A PyTorch ``nn.Module`` taking NCHW float input and returning (N, n_classes) scores."""
 
     name = "torch"
-    native_methods = frozenset({"deep", "gradient"})
+    native_methods = {"deep": ("check_additivity",),
+                      "gradient": ("nsamples", "local_smoothing", "seed", "layer")}
 
     def __init__(self, module: nn.Module, spec: ImageSpec, *, batch_size: int = 256) -> None:
         super().__init__(spec, batch_size=batch_size)
@@ -416,6 +417,37 @@ class TorchBackend(Backend):
         return [name for name, tensor in self.module.state_dict().items()
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
+    def get_weights(self) -> Weights:
+        """Convolution / dense kernels and biases and batch-norm parameters and statistics,
+        by submodule name ("." joined as "/"); kernels transposed to (*k, in, out)."""
+        weights: Weights = {}
+        for name, layer in _weighted_modules(self.module).items():
+            if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+                kernel = layer.weight.detach().cpu().numpy()  # (out, in, *k)
+                weights[name] = {"kernel": kernel.transpose(*range(2, kernel.ndim), 1, 0)}
+                if layer.bias is not None:
+                    weights[name]["bias"] = layer.bias.detach().cpu().numpy()
+            elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+                weights[name] = {key: getattr(layer, attr).detach().cpu().numpy()
+                                 for key, attr in _BATCHNORM.items()
+                                 if getattr(layer, attr, None) is not None}
+            else:
+                raise UnsupportedModelError(f"no weight-transfer rule for torch layer '{name}' "
+                                            f"({type(layer).__name__}); use convolutions, "
+                                            f"linear and batch-norm layers only")
+        return weights
+
+    def _set_weights(self, weights: Weights) -> None:
+        layers = _weighted_modules(self.module)
+        with torch.no_grad():
+            for name, params in weights.items():
+                for key, value in params.items():
+                    if key == "kernel":  # (*k, in, out) -> (out, in, *k)
+                        value = value.transpose(value.ndim - 1, value.ndim - 2,
+                                                *range(value.ndim - 2))
+                    tensor = getattr(layers[name], {"kernel": "weight", **_BATCHNORM}[key])
+                    tensor.copy_(torch.from_numpy(np.array(value)).to(tensor))
+
     def save(self, path: Path) -> None:
         with replaced_atomically(path) as tmp:
             torch.save(self.module.state_dict(), tmp)
@@ -456,6 +488,17 @@ class TorchBackend(Backend):
                         f"cannot re-initialise it")
                 layer.reset_parameters()
         return type(self)(module, self.spec, batch_size=self.batch_size)
+
+
+#: canonical batch-norm parameter name -> torch attribute
+_BATCHNORM = {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
+
+
+def _weighted_modules(module: nn.Module) -> dict[str, nn.Module]:
+    """Canonical name -> submodule, for every submodule that owns parameters or buffers."""
+    return {name.replace(".", "/"): sub for name, sub in module.named_modules()
+            if next(sub.parameters(recurse=False), None) is not None
+            or next(sub.buffers(recurse=False), None) is not None}
 
 
 def _shapes(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:

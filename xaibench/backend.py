@@ -3,13 +3,26 @@
 A backend wraps one model of one framework. Framework tensors never leave it. Subclasses
 implement ``_predict_batch`` (and, for gradient methods, ``_native_<method>``); everything that
 is the same for every framework — input checks, batching, evaluation counting, target
-resolution, base values, timing, the attribution record — lives here once.
+resolution, base values, timing, the attribution record, the weight-layout check — lives here
+once. What a backend can do is declared as class data (:attr:`Backend.native_methods`,
+:attr:`Backend.trainable`), never inferred from its code.
+
+Weights cross frameworks in one framework-neutral layout, :data:`Weights`: layer name ->
+parameter name -> numpy array, in Flax/Keras conventions:
+
+- ``kernel``: convolutions (kh, kw, in, out) (HWIO; torch stores (out, in, kh, kw)), dense
+  layers (in, out) (torch stores (out, in));
+- ``bias``; batch normalisation: ``scale``, ``bias``, ``mean``, ``var`` (running statistics).
+
+Layer names are the module / layer names (nested modules joined with "/"); the zoo gives every
+layer the same name in all three frameworks and flattens feature maps in H, W, C order
+everywhere, so dense rows after a flatten already line up. Batch-normalisation epsilons are part
+of the architecture, not of the weights. ``target.set_weights(source.get_weights())`` copies a
+model into another framework.
 """
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import math
 import time
 from abc import ABC, abstractmethod
@@ -26,6 +39,9 @@ from xaibench.errors import ConfigError, TrainingDivergedError, XaibenchError
 Targets = Union[int, Sequence[int], np.ndarray]
 
 _Model = TypeVar("_Model")
+
+#: layer name -> parameter name -> array, in the layout of the module docstring
+Weights = dict[str, dict[str, np.ndarray]]
 
 #: the fix named when training diverges
 _SMALLER_LR = "train with a smaller lr (Adam usually trains well with lr = 1e-3 or below)"
@@ -53,6 +69,25 @@ def check_checkpoint_shapes(path: Path, model: str, own: Mapping[str, tuple[int,
     if parts:
         raise XaibenchError(f"checkpoint {path} does not match the model ({model}): "
                             + "; ".join(parts))
+
+
+def check_weight_layout(weights: Weights, own: Weights, model: str) -> None:
+    """Raise ConfigError unless ``weights`` has the layers, parameter names and shapes of
+    ``own`` (the ``model``'s), naming every mismatch in one line."""
+    problems = [f"missing layer '{name}'" for name in own if name not in weights]
+    problems += [f"unexpected layer '{name}'" for name in weights if name not in own]
+    for name in set(weights) & set(own):
+        if set(weights[name]) != set(own[name]):
+            problems.append(f"layer '{name}' has {sorted(weights[name])}, the {model} expects "
+                            f"{sorted(own[name])}")
+            continue
+        problems += [f"'{name}/{key}' has shape {np.shape(value)}, the {model} expects "
+                     f"{np.shape(own[name][key])}"
+                     for key, value in weights[name].items()
+                     if np.shape(value) != np.shape(own[name][key])]
+    if problems:
+        raise ConfigError(f"weights do not fit the {model}: " + "; ".join(problems)
+                          + "; copy weights between models of the same architecture and params")
 
 
 @dataclass(frozen=True)
@@ -213,8 +248,11 @@ class Backend(ABC):
     """One model of one framework behind numpy ``predict`` / ``explain``."""
 
     name: ClassVar[str]
-    #: explainers this backend computes itself (gradient methods), e.g. {"deep", "gradient"}
-    native_methods: ClassVar[frozenset[str]] = frozenset()
+    #: explainers this backend computes itself (gradient methods) -> the keyword params its
+    #: ``_native_<method>`` takes besides the background, e.g. {"deep": (), "gradient": (...)}
+    native_methods: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: whether :meth:`fit` trains the model
+    trainable: ClassVar[bool] = True
 
     def __init__(self, spec: ImageSpec, *, batch_size: int = 256) -> None:
         self.spec = spec
@@ -284,11 +322,17 @@ class Backend(ABC):
 
         Returns (values (N, H, W, C, K), base values (N, K)) and, for explanations of an
         intermediate ``layer``, a third element: the values at layer resolution (N, h, w, c, K)
-        (``values`` then holds them upsampled to the image). The inputs are checked here, then
+        (``values`` then holds them upsampled to the image). The inputs are checked here (params
+        other than those :attr:`native_methods` declares for ``method`` raise ConfigError), then
         handed to :meth:`_native_explain`.
         """
         if method not in self.native_methods:
             raise ConfigError(f"backend '{self.name}' does not implement explainer '{method}'")
+        unknown = sorted(set(params) - set(self.native_methods[method]))
+        if unknown:
+            takes = ", ".join(("background", *self.native_methods[method]))
+            raise ConfigError(f"explainer '{method}' ({self.name}) got parameters {unknown}; "
+                              f"it takes {takes}")
         if background is None:
             raise ConfigError(f"explainer '{method}' needs background=<images (B, H, W, C)>")
         x = self.spec.check(x)
@@ -311,13 +355,6 @@ class Backend(ABC):
         values in closed form overrides this method instead.
         """
         impl = getattr(self, f"_native_{method}")
-        signature = inspect.signature(impl)
-        try:
-            signature.bind(x, output_indices, background, **params)
-        except TypeError:
-            allowed = ["background", *list(signature.parameters)[3:]]
-            raise ConfigError(f"explainer '{method}' ({self.name}) got parameters "
-                              f"{sorted(params)}; it takes {', '.join(allowed)}") from None
         scores = self.predict(background).astype(np.float64)
         base_values = scores.mean(axis=0)[output_indices]
         values, *layer_values = impl(x, output_indices, background, **params)
@@ -327,18 +364,22 @@ class Backend(ABC):
     @classmethod
     def _zoo_model(cls, builders: Mapping[str, Callable[..., _Model]], architecture: str,
                    spec: ImageSpec, arch_params: Mapping[str, Any]) -> _Model:
-        """``builders[architecture](spec, **arch_params)``; an unknown name or parameter raises
-        ConfigError (naming close matches) before anything is built."""
+        """``builders[architecture](spec, **arch_params)``; an unknown name or a parameter the
+        catalogue entry (:class:`backends.zoo.architectures.Architecture`) does not declare
+        raises ConfigError (naming close matches) before anything is built."""
+        from xaibench.registry import did_you_mean, models
+
         builder = builders.get(architecture)
         if builder is None:
-            close = difflib.get_close_matches(str(architecture), list(builders), n=3)
-            hint = f" -- did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise ConfigError(f"unknown {cls.name} architecture '{architecture}'{hint} "
+            raise ConfigError(f"unknown {cls.name} architecture '{architecture}'"
+                              f"{did_you_mean(architecture, builders)} "
                               f"(known: {', '.join(sorted(builders))})")
-        try:
-            inspect.signature(builder).bind(spec, **arch_params)
-        except TypeError as exc:
-            raise ConfigError(f"architecture '{architecture}': {exc}") from None
+        declared = models.get(architecture).params
+        for key in arch_params:
+            if key not in declared:
+                raise ConfigError(f"architecture '{architecture}': unknown param '{key}'"
+                                  f"{did_you_mean(key, declared)} (it takes: "
+                                  f"{', '.join(declared) or 'no params'})")
         return builder(spec, **arch_params)
 
     @classmethod
@@ -395,6 +436,21 @@ class Backend(ABC):
             raise TrainingDivergedError(
                 f"{self.name} training diverged: after {epochs} epochs with lr = {lr:g} the "
                 f"weights {shown} hold NaN or infinite values; {_SMALLER_LR}")
+
+    # --- weights ------------------------------------------------------------------------------
+    def get_weights(self) -> Weights:
+        """The model's weights in the framework-neutral :data:`Weights` layout (copies)."""
+        raise NotImplementedError(f"backend '{self.name}' does not export its weights")
+
+    def set_weights(self, weights: Weights) -> None:
+        """Load ``weights`` (as :meth:`get_weights` returns them, from any backend) in place;
+        ConfigError naming every layer, parameter and shape that does not fit the model."""
+        check_weight_layout(weights, self.get_weights(), f"{self.name} model")
+        self._set_weights(weights)
+
+    def _set_weights(self, weights: Weights) -> None:
+        """Load ``weights``, already checked to have this model's layout (framework-specific)."""
+        raise NotImplementedError(f"backend '{self.name}' does not import weights")
 
     def nonfinite_weights(self) -> list[str]:
         """Names of the weight tensors that hold NaN or infinite values (empty: all finite)."""

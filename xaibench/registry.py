@@ -10,9 +10,16 @@ import difflib
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from xaibench.errors import ConfigError
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """" — did you mean 'a' or 'b'?" for the close matches of ``name`` in ``known`` ("" if
+    none)."""
+    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.6)
+    return f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 @dataclass(frozen=True)
@@ -44,11 +51,18 @@ class Entry:
     description: str = ""
     #: backends: the explainers the backend computes with its framework (``native`` ones)
     native_explainers: frozenset[str] = frozenset()
+    #: backends: the keyword options of ``fit`` beyond epochs, batch_size, lr (and seed,
+    #: progress) -> their types
+    train_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     #: explainers: computed by the backend's framework (not model-agnostic), so only backends
     #: listing it in ``native_explainers`` run it
     native: bool = False
     #: explainers: the least accepted value of their numeric parameters
     minimums: Mapping[str, Minimum] = field(default_factory=dict, hash=False)
+    #: explainers: the inputs the runner supplies (:data:`EXPLAINER_INPUTS`) that it takes
+    consumes: frozenset[str] = frozenset()
+    #: explainers consuming a masker: the masker spec used when a config lists none
+    default_masker: str | None = None
 
     @property
     def available(self) -> bool:
@@ -66,13 +80,20 @@ class Registry:
 
     def register(self, name: str, target: str, *, framework: str | None = None,
                  description: str = "", native_explainers: tuple[str, ...] = (),
-                 native: bool = False, minimums: Mapping[str, Minimum] | None = None) -> None:
+                 train_options: Mapping[str, Any] | None = None, native: bool = False,
+                 minimums: Mapping[str, Minimum] | None = None, consumes: tuple[str, ...] = (),
+                 default_masker: str | None = None) -> None:
         """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path), with
         the declarations of :class:`Entry`."""
         if name in self._entries:
             raise ValueError(f"{self.kind} '{name}' is already registered")
+        unknown = set(consumes) - set(EXPLAINER_INPUTS)
+        if unknown:
+            raise ValueError(f"{self.kind} '{name}' consumes unknown inputs {sorted(unknown)}")
         self._entries[name] = Entry(name, target, framework, description,
-                                    frozenset(native_explainers), native, dict(minimums or {}))
+                                    frozenset(native_explainers), dict(train_options or {}),
+                                    native, dict(minimums or {}), frozenset(consumes),
+                                    default_masker)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -93,9 +114,8 @@ class Registry:
 
     def unknown_message(self, name: str) -> str:
         """"unknown explainer 'partion' — did you mean 'partition'?" style message."""
-        close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.6)
-        hint = f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown {self.kind} '{name}'{hint} (known: {', '.join(self)})"
+        return f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)} " \
+               f"(known: {', '.join(self)})"
 
     def get(self, name: str) -> Any:
         """Import (once) and return the object registered as ``name``."""
@@ -113,6 +133,11 @@ class Registry:
         return self._resolved[name]
 
 
+#: what the runner supplies to an explainer that declares it in ``consumes``: ``masker`` (a
+#: spec from the config's ``maskers``), ``background`` (``n_background`` training images),
+#: ``seed`` (derived from the cell's key unless the config's params set it)
+EXPLAINER_INPUTS = ("masker", "background", "seed")
+
 _EXTRA = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow", "jax": "jax",
           "flax": "jax"}
 
@@ -125,12 +150,16 @@ metrics = Registry("metric")
 
 ALL = {r.kind: r for r in (backends, models, datasets, explainers, maskers, metrics)}
 
-# native_explainers: the backend class's ``native_methods``, declared here without importing it
+# a backend is one line: native_explainers are the keys of the class's ``native_methods`` and
+# train_options its ``fit`` keywords beyond epochs, batch_size, lr, declared here without
+# importing the framework (tests/unit/experiment/test_config.py checks both)
 backends.register("torch", "backends.torch_backend:TorchBackend", framework="torch",
                   description="PyTorch nn.Module", native_explainers=("deep", "gradient"))
 backends.register("keras", "backends.keras_backend:KerasBackend", framework="tensorflow",
                   description="Keras 3 model on TensorFlow 2",
-                  native_explainers=("deep", "gradient"))
+                  native_explainers=("deep", "gradient"),
+                  train_options={"augment": bool, "patience": int | None,
+                                 "validation_fraction": float})
 backends.register("flax", "backends.flax_backend:FlaxBackend", framework="flax",
                   description="Flax linen module on JAX", native_explainers=("deep", "gradient"))
 
@@ -152,21 +181,24 @@ datasets.register("synthetic", "xaibench.data.synthetic:load",
 
 _SEED = Minimum(0)
 explainers.register("deep", "xaibench.explain.native:deep",
-                    description="DeepLIFT rescale (shap DeepExplainer)", native=True)
+                    description="DeepLIFT rescale (shap DeepExplainer)", native=True,
+                    consumes=("background",))
 explainers.register("gradient", "xaibench.explain.native:gradient",
                     description="expected gradients (shap GradientExplainer)", native=True,
                     minimums={"nsamples": Minimum(1), "local_smoothing": Minimum(0),
-                              "seed": _SEED})
+                              "seed": _SEED}, consumes=("background", "seed"))
 explainers.register("partition", "xaibench.explain.partition:partition",
                     description="shap PartitionExplainer over backend.predict",
-                    minimums={"max_evals": Minimum(2), "batch_size": Minimum(1), "seed": _SEED})
+                    minimums={"max_evals": Minimum(2), "batch_size": Minimum(1), "seed": _SEED},
+                    consumes=("masker", "seed"), default_masker="blur(8,8)")
 explainers.register("permutation", "xaibench.explain.permutation:permutation",
                     description="shap PermutationExplainer over backend.predict",
                     minimums={"max_evals": Minimum(1, per_feature=2), "batch_size": Minimum(1),
-                              "seed": _SEED})
+                              "seed": _SEED}, consumes=("masker", "seed"),
+                    default_masker="blur(8,8)")
 explainers.register("random", "xaibench.explain.baselines:random",
                     description="baseline: Gaussian noise attributions (a floor for metrics)",
-                    minimums={"seed": _SEED})
+                    minimums={"seed": _SEED}, consumes=("seed",))
 
 maskers.register("inpaint_telea", "xaibench.explain.maskers:inpaint_telea",
                  description="OpenCV Telea inpainting of masked pixels")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from xaibench.backend import Attribution, Backend, ImageSpec
+from xaibench.backend import Attribution, Backend, ImageSpec, Weights
 from xaibench.errors import XaibenchError
 
 
@@ -23,7 +23,8 @@ def sample_images(backend: Backend, n: int, seed: int = 0) -> np.ndarray:
 
 
 def check_backend(backend: Backend) -> None:
-    """Assert ``backend`` honours the Backend protocol (predict, counting, errors, save/load)."""
+    """Assert ``backend`` honours the Backend protocol (predict, counting, errors, save/load,
+    weights: ``set_weights(get_weights())`` keeps predictions)."""
     x = sample_images(backend, 5)
     evals = backend.n_evals
     scores = backend.predict(x)
@@ -50,6 +51,12 @@ def check_backend(backend: Backend) -> None:
         backend.load(path)
     np.testing.assert_allclose(backend.predict(x), scores, rtol=1e-5, atol=1e-6,
                                err_msg="save then load must not change predictions")
+    weights = backend.get_weights()
+    assert all(isinstance(array, np.ndarray) for params in weights.values()
+               for array in params.values()), "get_weights must return numpy arrays"
+    backend.set_weights(weights)
+    np.testing.assert_allclose(backend.predict(x), scores, rtol=1e-5, atol=1e-6,
+                               err_msg="set_weights(get_weights()) must not change predictions")
 
 
 def check_explainer(backend: Backend, method: str, *, additive: bool = True,
@@ -80,6 +87,8 @@ def check_explainer(backend: Backend, method: str, *, additive: bool = True,
 class InferenceOnlyBackend(Backend):
     """Base for test backends that only predict: training and checkpoints are unsupported."""
 
+    trainable = False
+
     @classmethod
     def from_zoo(cls, architecture: str, spec: ImageSpec, *, seed: int = 0,
                  **arch_params: Any) -> Backend:
@@ -104,7 +113,7 @@ class LinearBackend(InferenceOnlyBackend):
     """
 
     name = "numpy-linear"
-    native_methods = frozenset({"deep"})
+    native_methods = {"deep": ()}
 
     def __init__(self, spec: ImageSpec, weights: np.ndarray, bias: np.ndarray,
                  **kwargs: Any) -> None:
@@ -126,6 +135,13 @@ class LinearBackend(InferenceOnlyBackend):
 
     def _predict_batch(self, x: np.ndarray) -> np.ndarray:
         return self.scores64(x)
+
+    def get_weights(self) -> Weights:
+        return {"dense": {"kernel": self.weights.copy(), "bias": self.bias.copy()}}
+
+    def _set_weights(self, weights: Weights) -> None:
+        self.weights = np.array(weights["dense"]["kernel"], dtype=np.float64)
+        self.bias = np.array(weights["dense"]["bias"], dtype=np.float64)
 
     def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
                         background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

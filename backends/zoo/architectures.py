@@ -1,28 +1,44 @@
 """Framework-free descriptions of the zoo architectures.
 
-Each framework module ``backends.zoo.<framework>_models`` defines a builder with the same name;
-this catalogue is what configs are validated against without importing any framework.
+Each framework module ``backends.zoo.<framework>_models`` defines a builder with the same name,
+``builder(spec, **params)``; this catalogue declares which frameworks implement it and the
+builder's keyword params (type and default), so configs are validated against it without
+importing any framework (tests/unit/experiment/test_config.py checks it against the builders).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Param:
+    """A keyword param of an architecture's builders: its type (an annotation) and default."""
+
+    type: Any
+    default: Any
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """A named architecture and the frameworks that implement it."""
+    """A named architecture, the frameworks that implement it and its builders' params."""
 
     name: str
     frameworks: tuple[str, ...]
     description: str
+    params: Mapping[str, Param] = field(default_factory=dict, hash=False)
 
 
 FMNIST_CNN = Architecture(
     "fmnist_cnn", ("torch", "keras", "flax"),
-    "conv 32 -> ReLU -> conv 16 -> ReLU (3x3, SAME) -> flatten -> dense n_classes (logits)")
+    "conv 32 -> ReLU -> conv 16 -> ReLU (3x3, SAME) -> flatten -> dense n_classes (logits)",
+    {"conv1": Param(int, 32), "conv2": Param(int, 16)})
 MLP = Architecture("mlp", ("torch", "keras", "flax"),
-                   "flatten -> dense 128 -> ReLU -> dense n_classes (logits)")
+                   "flatten -> dense 128 -> ReLU -> dense n_classes (logits)",
+                   {"hidden": Param(int, 128)})
 VGG16_TRANSFER = Architecture(
     "vgg16_transfer", ("keras",),
-    "frozen keras.applications.VGG16 features + global pooling + dense softmax head")
+    "frozen keras.applications.VGG16 features + global pooling + dense softmax head",
+    {"weights": Param(str, "imagenet"), "input_size": Param(int, 32), "head": Param(str, "gap"),
+     "hidden": Param(int, 0), "dropout": Param(float, 0.0)})

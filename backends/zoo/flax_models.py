@@ -1,8 +1,9 @@
 """The zoo architectures in Flax linen (see :mod:`backends.zoo.architectures`).
 
 Layers carry the same names as in the torch and Keras zoos (``conv1``, ``conv2``, ``dense``;
-``dense1``, ``dense2``), so weights transfer by name (:mod:`backends.zoo.transfer`). Feature maps
-are NHWC and flatten in H, W, C order, as in the other two frameworks.
+``dense1``, ``dense2``), so weights transfer by name (``Backend.get_weights`` /
+``set_weights``). Feature maps are NHWC and flatten in H, W, C order, as in the other two
+frameworks.
 """
 
 from __future__ import annotations

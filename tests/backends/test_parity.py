@@ -2,7 +2,7 @@
 
 shap has no JAX path, so the Flax backend's ``deep`` and ``gradient`` are our own; here they are
 held to shap's PyTorch explainers (through :class:`TorchBackend`) on weights copied with
-:mod:`backends.zoo.transfer`.
+``target.set_weights(source.get_weights())``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ nn = torch.nn
 from backends import _jax_deeplift  # noqa: E402
 from backends.flax_backend import FlaxBackend  # noqa: E402
 from backends.torch_backend import TorchBackend  # noqa: E402
-from backends.zoo import transfer  # noqa: E402
 from xaibench import Attribution, ImageSpec  # noqa: E402
 from xaibench.errors import ConfigError  # noqa: E402
 
@@ -50,7 +49,7 @@ def flax_copy(source, module: fnn.Module) -> FlaxBackend:
     """A Flax backend of ``module`` holding the weights of a torch/Keras backend."""
     variables = module.init(jax.random.key(0), jnp.zeros((1, *SPEC.shape)))
     backend = FlaxBackend(module, variables, SPEC)
-    transfer.copy_weights(source, backend)
+    backend.set_weights(source.get_weights())
     return backend
 
 
@@ -183,12 +182,12 @@ def test_round_trip_through_flax_keeps_predictions_and_weights(framework, archit
     cls = backend_class(framework)
     source = cls.from_zoo(architecture, SPEC, seed=5)
     flax_backend = FlaxBackend.from_zoo(architecture, SPEC, seed=6)
-    transfer.copy_weights(source, flax_backend)
+    flax_backend.set_weights(source.get_weights())
     np.testing.assert_allclose(flax_backend.predict(x), source.predict(x), atol=1e-5)
     back = cls.from_zoo(architecture, SPEC, seed=7)
-    transfer.copy_weights(flax_backend, back)
+    back.set_weights(flax_backend.get_weights())
     np.testing.assert_allclose(back.predict(x), source.predict(x), atol=1e-5)
-    theirs, ours = transfer.get_weights(source), transfer.get_weights(back)
+    theirs, ours = source.get_weights(), back.get_weights()
     assert ours.keys() == theirs.keys()
     for layer, params in theirs.items():
         assert ours[layer].keys() == params.keys()
@@ -228,17 +227,17 @@ def test_batch_norm_statistics_transfer(x):
     assert set(flax_backend.variables["batch_stats"]["bn1"]) == {"mean", "var"}
     np.testing.assert_allclose(flax_backend.predict(x), source.predict(x), atol=1e-5)
     back = TorchBackend(_TorchNormed(), SPEC)
-    transfer.copy_weights(flax_backend, back)
+    back.set_weights(flax_backend.get_weights())
     np.testing.assert_allclose(back.predict(x), source.predict(x), atol=1e-5)
 
 
 def test_transfer_names_what_does_not_fit():
     cnn = FlaxBackend.from_zoo("fmnist_cnn", SPEC, conv1=8, conv2=4)
     with pytest.raises(ConfigError, match="missing layer 'dense1'.*unexpected layer 'conv1'"):
-        transfer.copy_weights(cnn, TorchBackend.from_zoo("mlp", SPEC))
+        TorchBackend.from_zoo("mlp", SPEC).set_weights(cnn.get_weights())
     with pytest.raises(ConfigError, match=r"'conv1/kernel' has shape \(3, 3, 1, 8\), the torch "
                                           r"model expects \(3, 3, 1, 32\)"):
-        transfer.copy_weights(cnn, TorchBackend.from_zoo("fmnist_cnn", SPEC, conv2=4))
+        TorchBackend.from_zoo("fmnist_cnn", SPEC, conv2=4).set_weights(cnn.get_weights())
 
 
 def test_batch_norm_statistics_transfer_to_keras(x):
@@ -254,6 +253,6 @@ def test_batch_norm_statistics_transfer_to_keras(x):
     v = keras.layers.ReLU()(keras.layers.BatchNormalization(epsilon=1e-5, name="bn1")(v))
     outputs = keras.layers.Dense(3, name="dense")(keras.layers.Flatten()(v))
     keras_backend = KerasBackend(keras.Model(inputs, outputs), SPEC)
-    transfer.copy_weights(flax_backend, keras_backend)
+    keras_backend.set_weights(flax_backend.get_weights())
     np.testing.assert_allclose(keras_backend.predict(x), flax_backend.predict(x), atol=1e-5)
-    assert transfer.get_weights(keras_backend)["bn1"].keys() == {"scale", "bias", "mean", "var"}
+    assert keras_backend.get_weights()["bn1"].keys() == {"scale", "bias", "mean", "var"}

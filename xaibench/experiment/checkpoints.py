@@ -13,8 +13,8 @@ A user's own model is never trained nor cached: :func:`load_user_model` loads it
 backend's ``from_user`` (which checks it on one batch) and evaluates it like a trained one.
 
 A copied model (``weights_from``) is never trained nor cached: :func:`copy_model` builds it,
-gives it its source's weights (:mod:`backends.zoo.transfer`) and checks that it reproduces the
-source's test scores.
+gives it its source's weights (``Backend.get_weights`` / ``set_weights``, framework-neutral
+arrays) and checks that it reproduces the source's test scores.
 """
 
 from __future__ import annotations
@@ -146,10 +146,8 @@ def load_user_model(model: ModelPlan, dataset: Dataset) -> ObtainedModel:
 def copy_model(model: ModelPlan, source: ObtainedModel, dataset: Dataset) -> ObtainedModel:
     """``model`` (a copy) built with the weights of ``source``, untrained; XaibenchError unless
     its test scores match the source's within :data:`COPY_TOLERANCE` (relative)."""
-    from backends.zoo.transfer import copy_weights
-
     backend = _build(model, dataset)
-    copy_weights(source.backend, backend)
+    backend.set_weights(source.backend.get_weights())
     scores = backend.predict(dataset.x_test)
     gap = float(np.abs(scores - source.test_scores).max(initial=0.0))
     tolerance = COPY_TOLERANCE * max(1.0, float(np.abs(source.test_scores).max(initial=0.0)))

@@ -74,13 +74,14 @@ What is checked, and how, without importing a deep-learning framework:
 - registry names (unknown names get the registry's did-you-mean message);
 - dataset, explainer and metric params are bound against the loader's / explainer's /
   metric class's signature (the explainer's leading ``backend, x, output_indices`` are
-  fixed) and checked against its type annotations; ``masker`` and
-  ``background`` are supplied by the runner and may not appear in ``params``; an explainer
-  that takes ``seed`` gets one derived from its cell key unless ``params`` sets it;
+  fixed) and checked against its type annotations; what the runner supplies is declared in
+  the explainer's registry entry (``consumes``, :data:`xaibench.registry.EXPLAINER_INPUTS`):
+  ``masker`` and ``background`` may not appear in ``params``, and an explainer consuming
+  ``seed`` gets one derived from its cell key unless ``params`` sets it;
 - the dataset is described by the ``describe(**params)`` next to its loader
   (:class:`xaibench.data.base.DatasetInfo`: image shape, classes, masks, split sizes) without
   reading an image: both splits must be non-empty and hold at least 2 classes; ``targets``
-  may not exceed the classes; metrics that need ground-truth masks need a dataset that has them;
+  may not exceed the classes; metrics consuming ``masks`` need a dataset that has them;
 - explainer params are at least the :class:`xaibench.registry.Minimum` their registry entry
   declares (e.g. permutation's ``max_evals >= 2*M+1``, M = H*W*C of the dataset's images);
 - metric objects are constructed from their params (they check the values themselves);
@@ -90,11 +91,10 @@ What is checked, and how, without importing a deep-learning framework:
 - an explainer computed natively by the backends (registry entry ``native``) must be listed
   in the ``native_explainers`` of every model's backend;
 - the architecture must list the backend in its framework-free catalogue entry
-  (:class:`backends.zoo.architectures.Architecture`);
-- model ``params`` are bound against the builder ``backends.zoo.<backend>_models:<architecture>``
-  and ``train`` keys must be keyword parameters of the backend class's ``fit`` (``seed``
-  excepted, it is the run seed); both signatures are read from the source files
-  (:func:`static_signature`), because importing them would import the framework;
+  (:class:`backends.zoo.architectures.Architecture`), and model ``params`` must be params that
+  entry declares, of the declared types;
+- ``train`` keys must be epochs, batch_size, lr or an option the backend's registry entry
+  declares (``train_options``, with their types); ``seed`` is the run seed;
 - a user model (``model`` or ``weights`` set): its files exist, ``layout`` and
   ``value_range`` are valid, its class names match the dataset's number of classes, and it
   has no ``train``, ``architecture`` or ``weights_from``; the model itself is loaded and checked
@@ -105,11 +105,8 @@ What is checked, and how, without importing a deep-learning framework:
 
 from __future__ import annotations
 
-import ast
 import difflib
-import functools
 import importlib
-import importlib.util
 import inspect
 import json
 import tomllib
@@ -123,10 +120,11 @@ from xaibench import registry
 from xaibench.data.base import DatasetInfo
 from xaibench.errors import ConfigError, XaibenchError
 
-#: explainer parameters the runner supplies (from ``maskers`` and ``dataset.n_background``)
+#: explainer inputs the runner supplies (from ``maskers`` and ``dataset.n_background``) that
+#: ``params`` may not set
 RUNNER_SUPPLIED = ("masker", "background")
-#: training parameters (the keywords of ``Backend.fit`` but ``seed`` and ``progress``) and their
-#: defaults
+#: training parameters every backend's ``fit`` takes (besides ``seed`` and ``progress``) and
+#: their defaults
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 1, "batch_size": 128, "lr": 1e-3}
 
 _TOP_KEYS = ("name", "seed", "output", "metrics", "metric_params", "dataset", "images", "models",
@@ -305,12 +303,6 @@ def dataset_info(name: str, params: dict[str, Any]) -> DatasetInfo:
         raise ConfigError(str(exc)) from None
 
 
-def explainer_parameters(name: str) -> dict[str, inspect.Parameter]:
-    """The parameters of explainer ``name`` after its fixed ``backend, x, output_indices``."""
-    parameters = list(inspect.signature(registry.explainers.get(name)).parameters.values())
-    return {p.name: p for p in parameters[3:]}
-
-
 # --- tables -----------------------------------------------------------------------------------
 def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentConfig:
     _check_keys(data, _TOP_KEYS, "the top level")
@@ -330,7 +322,7 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
         _metric(metric, _value(metric_params, metric, "[metric_params]", dict))
     dataset, info = _dataset(_value(data, "dataset", "the top level", dict))
     if not info.has_masks:
-        needing = [m for m in metrics if registry.metrics.get(m).needs_masks]
+        needing = [m for m in metrics if "masks" in registry.metrics.get(m).consumes]
         if needing:
             raise ConfigError(f"'metrics': {', '.join(needing)} need(s) ground-truth masks, which "
                               f"dataset '{dataset.name}' does not have; remove them or use a "
@@ -427,12 +419,10 @@ def _model(table: dict[str, Any], where: str) -> ModelConfig:
     params = _value(table, "params", where, dict, {})
     _bind_architecture(backend, architecture_name, params, where)
     train = _value(table, "train", where, dict, {})
-    fit = static_signature(f"{registry.backends.entry(backend).target}.fit")
-    keys = tuple(p.name for p in fit.parameters.values()
-                 if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("seed", "progress"))
-    _check_keys(train, keys, f"{where} train")
+    options = registry.backends.entry(backend).train_options
+    _check_keys(train, (*TRAIN_DEFAULTS, *options), f"{where} train")
+    _check_hints(options, train, f"{where} train of backend '{backend}'")
     train = {**TRAIN_DEFAULTS, **train}
-    _bind(fit, 3, train, f"{where} train of backend '{backend}'", ["seed"])
     for key, minimum in (("epochs", 0), ("batch_size", 1)):
         _count(train, key, f"{where} train", minimum=minimum)
     lr = _value(train, "lr", f"{where} train", (int, float))
@@ -522,9 +512,13 @@ def _user_class_names(table: dict[str, Any], where: str, base_dir: Path,
 
 def _bind_architecture(backend: str, architecture: str, params: dict[str, Any],
                        where: str) -> None:
-    """Bind ``params`` to the zoo builder of ``architecture`` in ``backend`` (after its spec)."""
-    builder = static_signature(f"backends.zoo.{backend}_models:{architecture}")
-    _bind(builder, 1, params, f"{where} params of architecture '{architecture}' ({backend})")
+    """Check ``params`` against those the catalogue entry of ``architecture`` declares."""
+    declared = registry.models.get(architecture).params
+    where = f"{where} params of architecture '{architecture}' ({backend})"
+    _bind(inspect.Signature([inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                               default=param.default)
+                             for name, param in declared.items()]), 0, params, where)
+    _check_hints({name: param.type for name, param in declared.items()}, params, where)
 
 
 def _with_weight_sources(models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
@@ -565,33 +559,32 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
     name = _value(table, "name", where, str)
     _lookup(registry.explainers, name, where)
     where = f"{where} ({name})"
-    parameters = explainer_parameters(name)
+    entry = registry.explainers.entry(name)
     params = _value(table, "params", where, dict, {})
     for key in RUNNER_SUPPLIED:
         if key in params:
             source = "'maskers'" if key == "masker" else "[dataset] n_background"
             raise ConfigError(f"{where}: '{key}' is set by the runner from {source}, "
                               f"not in params")
-    supplied = [key for key in RUNNER_SUPPLIED if key in parameters]
+    supplied = [key for key in RUNNER_SUPPLIED if key in entry.consumes]
     explain = registry.explainers.get(name)
     _bind(inspect.signature(explain), 3, params, f"{where} params", supplied)
     _check_types(explain, params, f"{where} params")
     _check_minimums(name, params, f"{where} params", dataset, info)
     maskers = _value(table, "maskers", where, list, None)
-    if "masker" not in parameters:
+    if "masker" not in entry.consumes:
         if maskers is not None:
             raise ConfigError(f"{where}: explainer '{name}' takes no masker (it explains "
                               f"against background images); maskers apply to model-agnostic "
                               f"explainers: {', '.join(_masker_explainers())}")
         maskers = []
     elif maskers is None:
-        default = parameters["masker"].default
-        if not isinstance(default, str):
+        if entry.default_masker is None:
             raise ConfigError(f"{where}: explainer '{name}' has no default masker; "
                               f"set 'maskers'")
-        maskers = [default]
+        maskers = [entry.default_masker]
     specs = tuple(_masker_spec(spec, where, info.shape) for spec in maskers)
-    if "masker" in parameters and not specs:
+    if "masker" in entry.consumes and not specs:
         raise ConfigError(f"{where}: 'maskers' is empty; list at least one masker spec")
     if len(set(specs)) != len(specs):
         raise ConfigError(f"{where}: 'maskers' lists a masker twice: {list(specs)}")
@@ -657,53 +650,8 @@ def _masker_spec(spec: Any, where: str, image_shape: tuple[int, int, int]) -> st
 
 
 def _masker_explainers() -> list[str]:
-    return [name for name in registry.explainers if "masker" in explainer_parameters(name)]
-
-
-@functools.cache
-def static_signature(target: str) -> inspect.Signature:
-    """The signature of ``"module:function"`` or ``"module:Class.method"``, read from the
-    module's source file without importing it. Defaults are shown as their source text."""
-    module, _, qualname = target.partition(":")
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.origin:
-        raise ConfigError(f"cannot find module '{module}' (for {target})")
-    node: Any = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    for name in qualname.split("."):
-        node = next((child for child in node.body if getattr(child, "name", None) == name
-                     and isinstance(child, (ast.ClassDef, ast.FunctionDef))), None)
-        if node is None:
-            raise ConfigError(f"{target}: '{name}' is not defined in {spec.origin}")
-    return _signature_of(node.args)
-
-
-class _SourceText:
-    """A default value, shown as its source text."""
-
-    def __init__(self, node: ast.expr) -> None:
-        self.text = ast.unparse(node)
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def _signature_of(args: ast.arguments) -> inspect.Signature:
-    """The :class:`inspect.Signature` of a parsed ``def``'s arguments."""
-    param = inspect.Parameter
-    positional = [*args.posonlyargs, *args.args]
-    defaults = [None] * (len(positional) - len(args.defaults)) + args.defaults
-    parameters = [param(arg.arg, param.POSITIONAL_ONLY if i < len(args.posonlyargs)
-                        else param.POSITIONAL_OR_KEYWORD,
-                        default=param.empty if default is None else _SourceText(default))
-                  for i, (arg, default) in enumerate(zip(positional, defaults))]
-    if args.vararg:
-        parameters.append(param(args.vararg.arg, param.VAR_POSITIONAL))
-    parameters += [param(arg.arg, param.KEYWORD_ONLY,
-                         default=param.empty if default is None else _SourceText(default))
-                   for arg, default in zip(args.kwonlyargs, args.kw_defaults)]
-    if args.kwarg:
-        parameters.append(param(args.kwarg.arg, param.VAR_KEYWORD))
-    return inspect.Signature(parameters)
+    return [name for name in registry.explainers
+            if "masker" in registry.explainers.entry(name).consumes]
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -770,6 +718,12 @@ def _check_types(function: Callable[..., Any], params: dict[str, Any], where: st
         hints = typing.get_type_hints(function)
     except NameError:
         return
+    _check_hints(hints, params, where)
+
+
+def _check_hints(hints: Mapping[str, Any], params: dict[str, Any], where: str) -> None:
+    """ConfigError for a value in ``params`` that does not match its type in ``hints``
+    (annotations by param name; params without one accept anything)."""
     for key, value in params.items():
         if key in hints and not _conforms(value, hints[key]):
             raise _type_error(where, key, _type_name(hints[key]), value,

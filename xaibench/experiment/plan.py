@@ -11,8 +11,8 @@ keys on every run (resume), and changing anything that matters gives new ones:
   of its weights file instead of its paths, so a changed file gives new keys;
 - a cell's key hashes its model's key, the image selection, the explainer, masker, targets,
   params, metrics (with their params) and the run seed (and ``n_background`` for explainers
-  that take a background). Random choices inside a cell use a seed derived from its key — for a
-  copied model, from the key its cell has on the source model, so that a parity experiment
+  that consume a background, as their registry entry declares). Random choices inside a cell
+  use a seed derived from its key — for a copied model, from the key its cell has on the source model, so that a parity experiment
   (one trained model copied into other frameworks) draws the same random numbers everywhere.
 
 ``validate`` plans without loading data (``data_fingerprint=None``): it counts the cells, but
@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from xaibench import registry
 from xaibench.data.base import Dataset
 from xaibench.errors import ConfigError
 from xaibench._files import sha256_file
-from xaibench.experiment.config import ExperimentConfig, ModelConfig, explainer_parameters
+from xaibench.experiment.config import ExperimentConfig, ModelConfig
 
 
 def stable_hash(obj: Any) -> str:
@@ -101,7 +102,7 @@ class Cell:
     masker: str | None
     targets: int
     #: the explainer's keyword params from the config, plus ``seed`` (the cell's seed) when
-    #: the explainer takes one the config does not set
+    #: the explainer consumes one the config does not set
     params: dict[str, Any]
     #: derived from the key (for a copied model: from the key of the same cell on its source)
     seed: int
@@ -142,7 +143,7 @@ def make_plan(config: ExperimentConfig, data_fingerprint: str | None = None) -> 
     cells: dict[str, Cell] = {}
     for model in models:
         for number, explainer in enumerate(config.explainers, 1):
-            parameters = explainer_parameters(explainer.name)
+            consumes = registry.explainers.entry(explainer.name).consumes
             for masker in explainer.maskers or (None,):
                 identity = {"model": model.key, "images": asdict(config.images),
                             "explainer": explainer.name, "masker": masker,
@@ -150,14 +151,14 @@ def make_plan(config: ExperimentConfig, data_fingerprint: str | None = None) -> 
                             "metrics": {name: config.metric_params.get(name, {})
                                         for name in config.metrics},
                             "seed": config.seed}
-                if "background" in parameters:
+                if "background" in consumes:
                     identity["n_background"] = config.dataset.n_background
                 key = stable_hash(identity)
                 # a copy's cells draw the random numbers of their twins on the source model
                 seed = derive_seed(key if model.weights_from is None else
                                    stable_hash({**identity, "model": model.weights_from}))
                 params = dict(explainer.params)
-                if "seed" in parameters and "seed" not in params:
+                if "seed" in consumes and "seed" not in params:
                     params["seed"] = seed
                 cell = Cell(key=key, model=model, explainer=explainer.name, masker=masker,
                             targets=explainer.targets, params=params, seed=seed)

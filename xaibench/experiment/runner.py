@@ -22,7 +22,6 @@ into this store).
 from __future__ import annotations
 
 import importlib.metadata
-import inspect
 import json
 import os
 import platform
@@ -41,11 +40,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xaibench import registry
-from xaibench.backend import Backend
+from xaibench.backend import Attribution, Backend
 from xaibench.data.base import Dataset
 from xaibench.errors import ConfigError, TerminatedError, XaibenchError
 from xaibench.experiment.checkpoints import ObtainedModel, copy_model, obtain_model
-from xaibench.experiment.config import ExperimentConfig, ImagesConfig, explainer_parameters
+from xaibench.experiment.config import ExperimentConfig, ImagesConfig
 from xaibench.experiment.plan import Cell, ModelPlan, Plan, data_fingerprint, make_plan
 from xaibench.experiment.store import (CellRecord, MetricRow, Store, check_writable, discard,
                                        locked)
@@ -305,56 +304,69 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
 
     With ``warm_up`` the explanation first runs once, untimed, on one image, so one-time costs
     (numba and XLA compilation, tf.function tracing) are not charged to the first cell of an
-    explainer and timings compare across frameworks.
-
-    Metrics taking a ``seed`` get the cell's seed (unless ``metric_params`` sets one); those
-    with ``needs_explain_params`` get ``explain_params``: every param given to
-    ``backend.explain`` (background and masker included); those with ``uses_context`` share
-    one :class:`MetricContext`, whose arrays are stored with the cell's.
+    explainer and timings compare across frameworks. Explainers and metrics get what they
+    declare they consume (:func:`explain_params`, :func:`score_metric`).
     """
     x = dataset.x_test[image_ids]
     masks = None if dataset.masks_test is None else dataset.masks_test[image_ids]
-    parameters = explainer_parameters(cell.explainer)
-    supplied: dict[str, Any] = {}
-    if "masker" in parameters:
-        supplied["masker"] = cell.masker
-    if "background" in parameters:
-        supplied["background"] = background
-    explain_params = {**cell.params, **supplied}
+    params = explain_params(cell, background)
     if warm_up:
-        backend.explain(cell.explainer, x[:1], cell.targets, **explain_params)
-    attribution = backend.explain(cell.explainer, x, cell.targets, **explain_params)
-
-    rows: list[MetricRow] = []
+        backend.explain(cell.explainer, x[:1], cell.targets, **params)
+    attribution = backend.explain(cell.explainer, x, cell.targets, **params)
     context = MetricContext()
-    for name in config.metrics:
-        metric_class = registry.metrics.get(name)
-        metric_params = dict(config.metric_params.get(name, {}))
-        if "seed" in inspect.signature(metric_class).parameters:
-            metric_params.setdefault("seed", cell.seed)
-        metric = metric_class(**metric_params)
-        extra: dict[str, Any] = {}
-        if getattr(metric_class, "needs_explain_params", False):
-            extra["explain_params"] = explain_params
-        if metric_class.uses_context:
-            extra["context"] = context
-        scores = np.asarray(metric(backend, x, attribution, masker=cell.masker, masks=masks,
-                                   **extra), dtype=np.float64)
-        if scores.shape != attribution.output_indices.shape:
-            raise XaibenchError(f"metric '{name}' returned shape {scores.shape}, expected "
-                                f"{attribution.output_indices.shape} (images, outputs)")
-        rows += [MetricRow(name, image, output, float(scores[image, output]),
-                           metric.higher_is_better, metric.category)
-                 for image in range(scores.shape[0]) for output in range(scores.shape[1])]
+    inputs = {"masker": cell.masker, "masks": masks, "context": context,
+              "explain_params": params}
+    rows = [row for name in config.metrics
+            for row in score_metric(name, config.metric_params.get(name, {}), cell.seed,
+                                    backend, x, attribution, inputs)]
+    arrays = _cell_arrays(attribution, x, masks, dataset.y_test[image_ids],
+                          test_scores[image_ids], image_ids, context)
+    store.put_cell(_record(cell, attribution.n_images, attribution.wall_seconds,
+                           attribution.model_evals), arrays, rows)
+    return _summary(cell, attribution)
 
+
+def explain_params(cell: Cell, background: np.ndarray) -> dict[str, Any]:
+    """The cell's explainer params plus the runner's inputs its explainer consumes: the
+    cell's masker, the background images."""
+    consumes = registry.explainers.entry(cell.explainer).consumes
+    supplied = {"masker": cell.masker, "background": background}
+    return {**cell.params, **{key: value for key, value in supplied.items() if key in consumes}}
+
+
+def score_metric(name: str, params: dict[str, Any], seed: int, backend: Backend,
+                 x: np.ndarray, attribution: Attribution,
+                 inputs: dict[str, Any]) -> list[MetricRow]:
+    """The rows of metric ``name`` built with ``params`` (and the cell's ``seed`` unless they
+    set one, if it consumes a seed), called with the ``inputs`` it consumes."""
+    metric_class = registry.metrics.get(name)
+    if "seed" in metric_class.consumes:
+        params = {"seed": seed, **params}
+    metric = metric_class(**params)
+    scores = np.asarray(metric(backend, x, attribution, **{
+        key: value for key, value in inputs.items() if key in metric_class.consumes}),
+        dtype=np.float64)
+    if scores.shape != attribution.output_indices.shape:
+        raise XaibenchError(f"metric '{name}' returned shape {scores.shape}, expected "
+                            f"{attribution.output_indices.shape} (images, outputs)")
+    return [MetricRow(name, image, output, float(scores[image, output]),
+                      metric.higher_is_better, metric.category)
+            for image in range(scores.shape[0]) for output in range(scores.shape[1])]
+
+
+def _cell_arrays(attribution: Attribution, x: np.ndarray, masks: np.ndarray | None,
+                 labels: np.ndarray, scores: np.ndarray, image_ids: np.ndarray,
+                 context: MetricContext) -> dict[str, np.ndarray]:
+    """The arrays stored with a cell: the attribution, the images with their labels, the
+    model's predictions (from its test ``scores``) and ids, masks, and the metrics' arrays."""
     arrays = {
         "values": attribution.values.astype(np.float32),
         "output_indices": attribution.output_indices,
         "base_values": attribution.base_values,
         "model_outputs": attribution.model_outputs,
         "images": x,
-        "labels": dataset.y_test[image_ids],
-        "predictions": test_scores[image_ids].argmax(axis=1),
+        "labels": labels,
+        "predictions": scores.argmax(axis=1),
         "image_ids": image_ids,
     }
     if attribution.layer_values is not None:
@@ -364,9 +376,11 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
     clash = sorted(set(context.arrays) & set(arrays))
     if clash:
         raise XaibenchError(f"metrics hand on arrays named like the cell's own: {clash}")
-    arrays.update(context.arrays)
-    store.put_cell(_record(cell, attribution.n_images, attribution.wall_seconds,
-                           attribution.model_evals), arrays, rows)
+    return {**arrays, **context.arrays}
+
+
+def _summary(cell: Cell, attribution: Attribution) -> str:
+    """The one-line report of a finished cell."""
     n = max(attribution.n_images, 1)
     return (f"done {cell.label}: {attribution.n_images} images, "
             f"{attribution.wall_seconds / n:.3f} s/image, {attribution.model_evals / n:.0f} "
@@ -377,7 +391,7 @@ def load_dataset(config: ExperimentConfig) -> Dataset:
     """The configured dataset; ConfigError if a metric needs ground-truth masks it lacks."""
     dataset = registry.datasets.get(config.dataset.name)(**config.dataset.params)
     if dataset.masks_test is None:
-        needing = [m for m in config.metrics if registry.metrics.get(m).needs_masks]
+        needing = [m for m in config.metrics if "masks" in registry.metrics.get(m).consumes]
         if needing:
             raise ConfigError(f"metrics {needing} need ground-truth masks, which dataset "
                               f"'{config.dataset.name}' does not have")

@@ -1,9 +1,10 @@
 """Metrics: each a class with ``name``, ``higher_is_better``, ``category``; (N, K) scores.
 
 Every metric reads the pixel relevance r = Σ_c φ (channels summed); magnitude-based ones use |r|.
-Metrics with ``needs_masks`` take ground-truth masks; those with ``needs_explain_params``
-(mprt, max_sensitivity) re-explain and take ``explain_params=`` — the full params given to
-``backend.explain`` (the record drops array params such as the background).
+What a metric takes besides backend, images and attribution is declared in its ``consumes``
+(:data:`xaibench.metrics.base.METRIC_INPUTS`): e.g. ``masks`` (ground-truth masks), or
+``explain_params`` (mprt, max_sensitivity re-explain with the full params given to
+``backend.explain``; the record drops array params such as the background).
 """
 
 from xaibench.metrics.additivity import AdditivityGap

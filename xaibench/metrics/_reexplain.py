@@ -3,12 +3,12 @@
 The record keeps ``attribution.params`` without array values (the background images are
 stripped), so metrics that re-explain take ``explain_params``: the full parameters the runner
 passed to ``backend.explain``. Without them the record's params are used, and an explainer
-that needs a stripped parameter fails here with a message saying what to pass.
+that consumes a background (its registry entry's ``consumes``) fails here with a message
+saying what to pass.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -24,13 +24,10 @@ def explain_like(backend: Backend, attribution: Attribution, x: np.ndarray,
     from xaibench.registry import explainers
 
     params = dict(attribution.params if explain_params is None else explain_params)
-    signature = inspect.signature(explainers.get(attribution.method))
-    missing = [p.name for p in list(signature.parameters.values())[3:]
-               if p.default is inspect.Parameter.empty
-               and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in params]
-    if missing:
+    if "background" in explainers.entry(attribution.method).consumes \
+            and "background" not in params:
         raise ConfigError(
             f"metric '{metric}' re-explains with '{attribution.method}', which needs "
-            f"{', '.join(missing)}; the attribution record drops array parameters, so pass "
+            f"background; the attribution record drops array parameters, so pass "
             f"explain_params=<the full params given to backend.explain>")
     return backend.explain(attribution.method, x, output_indices, **params)

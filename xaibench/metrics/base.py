@@ -27,16 +27,25 @@ class MetricContext:
         self.arrays.setdefault(name, np.asarray(array))
 
 
+#: what the runner supplies to a metric that declares it in ``consumes``: ``seed`` (constructor
+#: keyword: the cell's seed unless the config's metric_params set it) and the call keywords
+#: ``masker`` (the cell's masker spec), ``masks`` (ground-truth masks: the dataset must have
+#: them), ``context`` (the cell's :class:`MetricContext`) and ``explain_params`` (every param
+#: given to ``backend.explain``, arrays such as the background included)
+METRIC_INPUTS = ("seed", "masker", "masks", "context", "explain_params")
+
+
 class Metric(ABC):
-    """A score per image and explained output, shape (N, K), with its direction of "better"."""
+    """A score per image and explained output, shape (N, K), with its direction of "better".
+
+    What it needs besides the backend, images and attribution is declared in :attr:`consumes`.
+    """
 
     name: ClassVar[str]
     higher_is_better: ClassVar[bool]
     category: ClassVar[str]
-    #: True when the metric needs ground-truth relevance masks (synthetic data)
-    needs_masks: ClassVar[bool] = False
-    #: True when the metric takes ``context=``: the :class:`MetricContext` of the cell
-    uses_context: ClassVar[bool] = False
+    #: the :data:`METRIC_INPUTS` it takes
+    consumes: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,

@@ -214,7 +214,7 @@ class _CurveMetric(Metric):
     """AUC-based faithfulness metric over :func:`perturbation_curves`."""
 
     category = "faithfulness"
-    uses_context = True
+    consumes = frozenset({"masker", "context"})
     kinds: ClassVar[tuple[str, ...]]
 
     def __init__(self, steps: int = 20, replacement: str = "masker", fallback: str = "blur",

@@ -64,7 +64,7 @@ class _LocalisationMetric(Metric):
 
     higher_is_better = True
     category = "localisation"
-    needs_masks = True
+    consumes = frozenset({"masks"})
     score: ClassVar[Callable[[np.ndarray, np.ndarray], np.ndarray]]
 
     def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,

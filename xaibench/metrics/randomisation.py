@@ -16,7 +16,7 @@ unicode array (it loads without pickle).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -59,9 +59,7 @@ class MPRT(Metric):
     name = "mprt"
     higher_is_better = False
     category = "randomisation"
-    #: the runner must pass ``explain_params=`` (full explain params incl. arrays)
-    needs_explain_params: ClassVar[bool] = True
-    uses_context = True
+    consumes = frozenset({"seed", "explain_params", "context"})
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)

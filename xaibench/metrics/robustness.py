@@ -20,7 +20,7 @@ full params given to ``backend.explain``, background images included).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +37,7 @@ class MaxSensitivity(Metric):
     name = "max_sensitivity"
     higher_is_better = False
     category = "robustness"
-    #: the runner must pass ``explain_params=`` (full explain params incl. arrays)
-    needs_explain_params: ClassVar[bool] = True
+    consumes = frozenset({"seed", "explain_params"})
 
     def __init__(self, radius: float = 0.02, n_samples: int = 10, seed: int = 0) -> None:
         if not radius > 0:

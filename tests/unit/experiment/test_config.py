@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import subprocess
 import sys
@@ -15,8 +14,7 @@ import pytest
 from xaibench import registry
 from xaibench.errors import ConfigError, DataError
 from xaibench.experiment.config import (TRAIN_DEFAULTS, ExplainerConfig, ImagesConfig,
-                                        dataset_info, explainer_parameters, load_config,
-                                        parse_config, static_signature)
+                                        dataset_info, load_config, parse_config)
 from xaibench.experiment.plan import make_plan
 
 
@@ -158,16 +156,17 @@ def test_model_params_and_backend_training_options(tiny_toml):
     assert model.weights_from is None
 
 
-def test_static_signature_reads_the_source():
-    signature = static_signature("backends.keras_backend:KerasBackend.fit")
-    assert [(p.name, p.kind.name, repr(p.default)) for p in signature.parameters.values()][-5:] \
-        == [("seed", "KEYWORD_ONLY", "<class 'inspect._empty'>"),
-            ("progress", "KEYWORD_ONLY", "True"), ("augment", "KEYWORD_ONLY", "False"), ("patience", "KEYWORD_ONLY", "None"),
-            ("validation_fraction", "KEYWORD_ONLY", "0.1")]
-    assert str(static_signature("backends.zoo.keras_models:vgg16_transfer")) == (
-        "(spec, *, weights='imagenet', input_size=32, head='gap', hidden=0, dropout=0.0)")
-    with pytest.raises(ConfigError, match="'nope' is not defined in .*flax_models.py"):
-        static_signature("backends.zoo.flax_models:nope")
+def test_model_params_and_training_options_are_type_checked(tiny_toml):
+    with pytest.raises(ConfigError, match=r"params of architecture 'fmnist_cnn' \(torch\): "
+                                          r"'conv1' must be an integer, got '8'; write it "
+                                          r"without quotes"):
+        parse_config(tiny_toml.replace('architecture = "fmnist_cnn"',
+                                       'architecture = "fmnist_cnn"\nparams = { conv1 = "8" }'))
+    text = tiny_toml.replace('backend = "torch"', 'backend = "keras"').replace(
+        "lr = 1e-2 }", 'lr = 1e-2, augment = "yes" }')
+    with pytest.raises(ConfigError, match="train of backend 'keras': 'augment' must be true or "
+                                          "false, got 'yes'"):
+        parse_config(text)
 
 
 COPIES = """
@@ -283,23 +282,70 @@ def test_descriptions_match_what_the_loaders_load(tmp_path, name, params):
         assert known is None or known == len(loaded)
 
 
-def test_backends_declare_their_native_explainers_as_their_classes_do():
+def _keywords(function, skip: int) -> dict[str, object]:
+    """Name -> default of ``function``'s params after its first ``skip`` (self excluded)."""
+    parameters = list(inspect.signature(function).parameters.values())[skip:]
+    return {p.name: p.default for p in parameters}
+
+
+@pytest.mark.parametrize("name", list(registry.backends))
+def test_backends_declare_what_their_classes_do(name):
+    """The registry line declares the class's native methods and fit options; the class
+    declares the params of each native method as its _native_<method> takes them."""
     from xaibench.backend import Backend
 
-    frameworks = {"torch": "torch", "keras": "tensorflow", "flax": "flax"}
+    entry = registry.backends.entry(name)
+    assert entry.native_explainers <= {e for e in registry.explainers
+                                       if registry.explainers.entry(e).native}
+    if not entry.available:
+        pytest.skip(f"{entry.framework} not installed")
+    backend_class = registry.backends.get(name)
+    assert issubclass(backend_class, Backend) and backend_class.trainable
+    assert set(backend_class.native_methods) == entry.native_explainers
+    for method, params in backend_class.native_methods.items():
+        assert tuple(_keywords(getattr(backend_class, f"_native_{method}"), 4)) == params, method
+    fit = _keywords(backend_class.fit, 3)
+    assert set(fit) - {"seed", "progress"} == {*TRAIN_DEFAULTS, *entry.train_options}
+
+
+@pytest.mark.parametrize("name", list(registry.models))
+def test_architectures_declare_their_builders_params(name):
+    from xaibench.experiment.config import _conforms
+
+    architecture = registry.models.get(name)
+    assert architecture.name == name
+    for param in architecture.params.values():
+        assert _conforms(param.default, param.type), (name, param)
     checked = 0
-    for name in registry.backends:
-        entry = registry.backends.entry(name)
-        assert entry.native_explainers <= {e for e in registry.explainers
-                                           if registry.explainers.entry(e).native}
-        if importlib.util.find_spec(frameworks[name]) is None:
+    for backend in architecture.frameworks:
+        entry = registry.backends.entry(backend)
+        if not entry.available:
             continue
-        backend_class = registry.backends.get(name)
-        assert issubclass(backend_class, Backend)
-        assert backend_class.native_methods == entry.native_explainers, name
+        builders = importlib.import_module(f"backends.zoo.{backend}_models").BUILDERS
+        assert set(builders) <= set(registry.models), backend
+        assert _keywords(builders[name], 1) == {key: param.default for key, param
+                                                in architecture.params.items()}, backend
         checked += 1
     if not checked:
-        pytest.skip("no framework installed")
+        pytest.skip("no framework of this architecture installed")
+
+
+@pytest.mark.parametrize("name", list(registry.explainers))
+def test_explainers_declare_what_they_consume(name):
+    entry = registry.explainers.entry(name)
+    params = _keywords(registry.explainers.get(name), 3)
+    assert entry.consumes == set(params) & set(registry.EXPLAINER_INPUTS)
+    assert entry.default_masker == params.get("masker")
+
+
+@pytest.mark.parametrize("name", list(registry.metrics))
+def test_metrics_declare_what_they_consume(name):
+    from xaibench.metrics.base import METRIC_INPUTS
+
+    metric_class = registry.metrics.get(name)
+    assert metric_class.consumes <= set(METRIC_INPUTS)
+    assert ("seed" in metric_class.consumes) == ("seed" in _keywords(metric_class, 0))
+    assert metric_class.consumes - {"seed"} <= set(_keywords(metric_class.__call__, 4))
 
 
 def test_declared_minimums_are_the_explainers_own():
@@ -307,7 +353,7 @@ def test_declared_minimums_are_the_explainers_own():
 
     for name in registry.explainers:
         minimums = registry.explainers.entry(name).minimums
-        assert set(minimums) <= set(explainer_parameters(name)), name
+        assert set(minimums) <= set(_keywords(registry.explainers.get(name), 3)), name
     minimum = registry.explainers.entry("permutation").minimums["max_evals"]
     for shape in ((28, 28, 1), (8, 8, 1), (32, 32, 3)):
         assert minimum.of(shape[0] * shape[1] * shape[2]) == min_max_evals(shape)
@@ -315,7 +361,7 @@ def test_declared_minimums_are_the_explainers_own():
 
 
 def test_validation_with_every_check_imports_no_framework(tiny_toml, tmp_path):
-    metrics = [m for m in registry.metrics if not registry.metrics.get(m).needs_masks]
+    metrics = [m for m in registry.metrics if "masks" not in registry.metrics.get(m).consumes]
     path = tmp_path / "all.toml"
     path.write_text(tiny_toml.replace('metrics = ["additivity"]', f"metrics = {metrics}")
                     .replace('name = "partition"', 'name = "permutation"')

@@ -15,7 +15,7 @@ class TwoLayerNet(InferenceOnlyBackend):
     gradient × (x − mean background), computed analytically."""
 
     name = "numpy-mlp"
-    native_methods = frozenset({"gradient"})
+    native_methods = {"gradient": ("nsamples", "local_smoothing", "seed", "layer")}
 
     def __init__(self, spec: ImageSpec, hidden: int = 32, seed: int = 0) -> None:
         super().__init__(spec)

@@ -63,7 +63,7 @@ def test_metrics_need_masks_of_the_right_shape(masks):
     attribution = Attribution("test", values, np.zeros((2, 1), np.int64), np.zeros((2, 1)),
                               np.zeros((2, 1)), 0.0, 0)
     for metric in (RelevanceMass(), RelevanceRank(), PointingGame()):
-        assert metric.needs_masks and metric.higher_is_better
+        assert "masks" in metric.consumes and metric.higher_is_better
         np.testing.assert_allclose(metric(None, None, attribution, masks=masks[:2]), 1.0)
         with pytest.raises(XaibenchError, match="masks"):
             metric(None, None, attribution)

@@ -8,7 +8,7 @@ from xaibench.backend import Attribution
 from xaibench.metrics import EvalsPerImage, Metric, SecondsPerImage
 from xaibench.registry import metrics
 
-EXPECTED = {  # name -> (higher_is_better, category, needs_masks)
+EXPECTED = {  # name -> (higher_is_better, category, consumes ground-truth masks)
     "additivity": (False, "fidelity", False),
     "deletion_auc": (False, "faithfulness", False),
     "insertion_auc": (True, "faithfulness", False),
@@ -39,9 +39,9 @@ def test_every_metric_is_registered_with_its_direction():
         cls = metrics.get(name)
         metric = cls()  # the runner builds metrics from their names alone
         assert isinstance(metric, Metric) and cls.name == name
-        assert (cls.higher_is_better, cls.category, cls.needs_masks) == (higher, category,
-                                                                         needs_masks)
-    assert {n for n in metrics if getattr(metrics.get(n), "needs_explain_params", False)} \
+        assert (cls.higher_is_better, cls.category, "masks" in cls.consumes) == (
+            higher, category, needs_masks)
+    assert {n for n in metrics if "explain_params" in metrics.get(n).consumes} \
         == {"mprt", "max_sensitivity"}
 
 
