@@ -17,3 +17,10 @@ def test_seed() -> int:
     except ValueError:
         raise pytest.UsageError(f"XAIBENCH_TEST_SEED = {value!r} is not an integer; "
                                 f"set it to one, e.g. XAIBENCH_TEST_SEED=1") from None
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    """A checkpoint cache shared by the session's torch runs: each small model trains once."""
+    pytest.importorskip("torch")
+    return tmp_path_factory.mktemp("checkpoints")

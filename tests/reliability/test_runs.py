@@ -26,13 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A checkpoint cache shared by the module: the fast model trains once."""
-    pytest.importorskip("torch")
-    return tmp_path_factory.mktemp("checkpoints")
-
-
-@pytest.fixture(scope="module")
 def finished(tmp_path_factory, cache):
     """A finished run of the fast experiment (tests damage copies of it)."""
     out = tmp_path_factory.mktemp("finished") / "out"

@@ -20,13 +20,6 @@ from xaibench.report.tables import Results, leaderboard
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A checkpoint cache shared by the module: the fast model trains once."""
-    pytest.importorskip("torch")
-    return tmp_path_factory.mktemp("checkpoints")
-
-
-@pytest.fixture(scope="module")
 def from_file(tmp_path_factory, cache):
     """The fast experiment run from its TOML file, and the attributions it computed by cell key
     (caught on their way into the store)."""
