@@ -16,7 +16,9 @@ scheduler is at ``scheduler`` (``tcp://HOST:PORT``). On Dask
   worker, at most ``retries`` times (the scheduler's ``allowed-failures``: set here for a
   ``LocalCluster``, by the cluster's own config when joining one); then the cell is failed;
 - the threads of torch, TensorFlow, JAX (XLA) and BLAS in a worker are its share of its host's
-  cores: cores // task threads of all workers on that host;
+  cores (cores // task threads of all workers on that host) for cells, and all of the host's
+  cores for training, as in a local run: a model trained with another thread count differs in
+  float round-off, so a model does not depend on the executor (on one host);
 - the registry entries of the driver (a user's own explainers, metrics ...) are registered on
   the workers too, which must be able to import them.
 
@@ -84,6 +86,8 @@ class DaskExecutor:
     scheduler: str | None = None
     cell_timeout: float | None = None
     retries: int = DEFAULT_RETRIES
+    #: seconds to wait for the scheduler at ``scheduler``
+    connect_timeout: float = 15.0
 
     def run_pending(self, plan: Plan, pending: list[Cell], config: ExperimentConfig,
                     dataset: Dataset, store: Store, cache_dir: Path | None,
@@ -105,7 +109,7 @@ class DaskExecutor:
         dask, distributed = _import_dask()
         if self.scheduler is not None:
             try:
-                client = distributed.Client(self.scheduler, timeout="15s")
+                client = distributed.Client(self.scheduler, timeout=f"{self.connect_timeout}s")
             except (OSError, TimeoutError) as exc:
                 raise XaibenchError(f"cannot reach the Dask scheduler at {self.scheduler} "
                                     f"({exc}); start one with `dask scheduler` (and workers "
@@ -116,7 +120,7 @@ class DaskExecutor:
             return
         with dask.config.set({"distributed.scheduler.allowed-failures": self.retries}), \
                 distributed.LocalCluster(n_workers=self.workers or 1, threads_per_worker=1,
-                                         processes=True, dashboard_address=None) as cluster, \
+                                         processes=True, dashboard_address=":0") as cluster, \
                 distributed.Client(cluster) as client:
             yield client
 
@@ -135,8 +139,8 @@ def make_executor(name: str = "local", *, workers: int | None = None,
         given = [option for option, value in (("--workers", workers), ("--scheduler", scheduler))
                  if value is not None]
         if given:
-            raise ConfigError(f"{' and '.join(given)} need(s) the dask executor; add "
-                              f"--executor dask")
+            raise ConfigError(f"{' and '.join(given)} need{'s' * (len(given) == 1)} the dask "
+                              f"executor; add --executor dask")
         return LocalExecutor(cell_timeout)
     if workers is not None and scheduler is not None:
         raise ConfigError("--workers starts a local Dask cluster and --scheduler joins one; "
@@ -393,9 +397,12 @@ def _obtain_task(model: ModelPlan, source: ModelPlan | None, config: ExperimentC
                  cache_dir: Path | None, threads: dict[str, int],
                  entries: dict[str, list[registry.Entry]],
                  cell_timeout: float | None) -> _ModelDone | _Failed:
-    """Obtain ``model`` (train it into the checkpoint cache, load it, or copy ``source``)."""
+    """Obtain ``model`` (train it into the checkpoint cache, load it, or copy ``source``),
+    with all the host's cores, as a local run trains: the thread count splits float reductions
+    differently, and the model must not depend on the executor."""
     try:
         host = _prepare_worker(threads, entries)
+        limit_threads(_available_cores())
         dataset = _dataset(config)
         if source is None:
             obtained = obtain_model(model, dataset, cache_dir=cache_dir, progress=False)

@@ -16,8 +16,8 @@ Store meta written: ``config`` (TOML text), ``resolved_config`` (what identifies
 see :func:`resolved_config`), ``name``, ``versions``, ``platform``, ``status`` (running /
 finished / aborted), ``pid`` (of the last run), ``class_names``, ``started_at`` (first run
 into this store), ``finished_at`` (last run) and ``duration_seconds`` (summed over all runs
-into this store), ``plan`` (cell key -> label of every planned cell: what ``xaibench status``
-counts as pending).
+into this store), ``planned_cells`` (the number of cells in the plan: ``xaibench status``
+counts those not stored as pending).
 
 Cells are computed by an executor (:mod:`.executors`): in this process, or on Dask workers;
 either way this process alone writes the store.
@@ -104,7 +104,7 @@ def run(config: ExperimentConfig, output: str | Path | None = None, *, progress:
         refuse_other_config(store, plan, resolved)
         pending = _pending(store, plan)
         previous_seconds = _record_start(store, config, resolved, dataset, started)
-        store.set_meta("plan", {cell.key: cell.label for cell in plan.cells})
+        store.set_meta("planned_cells", len(plan.cells))
         n_finished, failures, status = 0, [], "aborted"
         try:
             n_finished, failures = (executor or LocalExecutor()).run_pending(
