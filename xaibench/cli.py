@@ -4,6 +4,8 @@
     xaibench data fetch fashion-mnist      download (and verify) a dataset
     xaibench validate CONFIG               check an experiment file, run nothing
     xaibench run CONFIG [--output DIR] [--replace]   run (or resume) an experiment
+        [--executor dask --workers N | --scheduler tcp://HOST:PORT] [--cell-timeout S]
+    xaibench status RESULTS_DIR            cells done / failed / pending, and the failures
     xaibench report RESULTS_DIR [--format md,csv,html] [--screenshot PNG]
     xaibench compare RESULTS_A RESULTS_B   leaderboards of two runs side by side
 
@@ -95,7 +97,21 @@ def _parser() -> argparse.ArgumentParser:
                      help="discard the results the directory holds (of another configuration "
                           "or data) and run afresh")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="where cells are computed: in this process (default) or on Dask")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="dask: start a local cluster of N worker processes (default 1)")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="dask: join the cluster of this scheduler instead")
+    run.add_argument("--cell-timeout", type=float, metavar="SECONDS",
+                     help="fail a cell that runs longer (default: no limit)")
+    run.add_argument("--retries", type=int, default=2, metavar="N",
+                     help="dask: reruns of a task whose worker process died (default 2)")
     run.set_defaults(command=_run)
+
+    status = add("status", help="count the done, failed and pending cells of a results store")
+    status.add_argument("results_dir", type=Path, help="results directory of a run")
+    status.set_defaults(command=_status)
 
     report = add("report", help="render tables and figures from a results store")
     report.add_argument("results_dir", type=Path, help="results directory of a run")
@@ -151,16 +167,39 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from xaibench.experiment import load_config, run
+    from xaibench.experiment.executors import make_executor
 
     from xaibench.report import summary_text
 
+    executor = make_executor(args.executor, workers=args.workers, scheduler=args.scheduler,
+                             cell_timeout=args.cell_timeout, retries=args.retries)
     summary = run(load_config(args.config), args.output, progress=not args.no_progress,
-                  replace=args.replace)
+                  replace=args.replace, executor=executor)
     print(summary_text(summary.output))
     print(summary)
     for label, error in summary.failures:
         print(f"  failed {label}: {error}")
     return 1 if summary.failures else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from xaibench.experiment.store import Store, require_store
+
+    require_store(args.results_dir)
+    progress = Store(args.results_dir).progress()
+    pending = "unknown" if progress.pending is None else progress.pending
+    print(f"{args.results_dir}: run {progress.run_status}; {progress.done} done, "
+          f"{len(progress.failures)} failed, {pending} pending"
+          + (f" (of {progress.planned} cells)" if progress.planned is not None else ""))
+    if progress.planned:
+        width = 40
+        filled = round(width * progress.done / progress.planned)
+        print(f"[{'#' * filled}{'.' * (width - filled)}] "
+              f"{100 * progress.done / progress.planned:.0f}% done")
+    for label, error in progress.failures:
+        print(f"  failed {label}: {error}")
+    _note_unfinished(args.results_dir)
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -16,7 +16,11 @@ Store meta written: ``config`` (TOML text), ``resolved_config`` (what identifies
 see :func:`resolved_config`), ``name``, ``versions``, ``platform``, ``status`` (running /
 finished / aborted), ``pid`` (of the last run), ``class_names``, ``started_at`` (first run
 into this store), ``finished_at`` (last run) and ``duration_seconds`` (summed over all runs
-into this store).
+into this store), ``planned_cells`` (the number of cells in the plan: ``xaibench status``
+counts those not stored as pending).
+
+Cells are computed by an executor (:mod:`.executors`): in this process, or on Dask workers;
+either way this process alone writes the store.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from xaibench.data.base import Dataset
 from xaibench.errors import ConfigError, TerminatedError, XaibenchError
 from xaibench.experiment.checkpoints import ObtainedModel, copy_model, obtain_model
 from xaibench.experiment.config import ExperimentConfig, ImagesConfig
+from xaibench.experiment.executors import DaskExecutor, LocalExecutor, time_limit
 from xaibench.experiment.plan import Cell, ModelPlan, Plan, data_fingerprint, make_plan
 from xaibench.experiment.store import (CellRecord, MetricRow, Store, check_writable, discard,
                                        locked)
@@ -74,14 +79,16 @@ class RunSummary:
 
 
 def run(config: ExperimentConfig, output: str | Path | None = None, *, progress: bool = True,
-        cache_dir: Path | None = None, replace: bool = False) -> RunSummary:
+        cache_dir: Path | None = None, replace: bool = False,
+        executor: LocalExecutor | DaskExecutor | None = None) -> RunSummary:
     """Run every cell of ``config`` not yet done in the store at ``output`` (or config.output).
 
     The results directory is checked (writable) and locked first; ``replace`` discards the
     results it holds. The dataset is loaded and planned with its fingerprint; a store holding
     results of another configuration is refused (see :func:`refuse_other_config`), and done
     cells whose arrays are missing or corrupt are computed again. ``cache_dir`` overrides the
-    checkpoint cache root (see :mod:`.checkpoints`).
+    checkpoint cache root (see :mod:`.checkpoints`). ``executor`` computes the cells (default:
+    :class:`.executors.LocalExecutor`, in this process).
     """
     started = time.time()
     out = Path(output if output is not None else config.output)
@@ -96,10 +103,11 @@ def run(config: ExperimentConfig, output: str | Path | None = None, *, progress:
         refuse_other_config(store, plan, resolved)
         pending = _pending(store, plan)
         previous_seconds = _record_start(store, config, resolved, dataset, started)
+        store.set_meta("planned_cells", len(plan.cells))
         n_finished, failures, status = 0, [], "aborted"
         try:
-            n_finished, failures = _run_pending(plan, pending, config, dataset, store,
-                                                cache_dir, progress)
+            n_finished, failures = (executor or LocalExecutor()).run_pending(
+                plan, pending, config, dataset, store, cache_dir, progress)
             status = "finished"
         finally:
             finished = time.time()
@@ -178,9 +186,10 @@ def _record_start(store: Store, config: ExperimentConfig, resolved: dict[str, An
 
 
 def _run_pending(plan: Plan, pending: list[Cell], config: ExperimentConfig, dataset: Dataset,
-                 store: Store, cache_dir: Path | None,
-                 progress: bool) -> tuple[int, list[tuple[str, str]]]:
-    """Run the ``pending`` cells model by model; the number finished and the failures."""
+                 store: Store, cache_dir: Path | None, progress: bool, *,
+                 cell_timeout: float | None = None) -> tuple[int, list[tuple[str, str]]]:
+    """Run the ``pending`` cells model by model, each within ``cell_timeout`` seconds; the
+    number finished and the failures."""
     n_finished, failures = 0, []
     if not pending:
         return n_finished, failures
@@ -190,7 +199,7 @@ def _run_pending(plan: Plan, pending: list[Cell], config: ExperimentConfig, data
         for model in plan.models:
             cells = [cell for cell in pending if cell.model.key == model.key]
             for cell, error in _run_model(model, cells, config, dataset, background, store,
-                                          models, bar):
+                                          models, bar, cell_timeout):
                 if error is None:
                     n_finished += 1
                 else:
@@ -251,8 +260,8 @@ class _Models:
 
 
 def _run_model(model: ModelPlan, cells: list[Cell], config: ExperimentConfig, dataset: Dataset,
-               background: np.ndarray, store: Store, models: _Models,
-               bar: tqdm) -> Iterator[tuple[Cell, str | None]]:
+               background: np.ndarray, store: Store, models: _Models, bar: tqdm,
+               cell_timeout: float | None = None) -> Iterator[tuple[Cell, str | None]]:
     """Obtain ``model`` and run its ``cells``; yield each cell with its error (None: done)."""
     if not cells:
         return
@@ -284,9 +293,11 @@ def _run_model(model: ModelPlan, cells: list[Cell], config: ExperimentConfig, da
     warmed: set[str] = set()
     for cell in cells:
         try:
-            bar.write(run_cell(cell, obtained.backend, dataset, image_ids, obtained.test_scores,
-                               background, config, store,
-                               warm_up=cell.explainer not in warmed))
+            with time_limit(cell_timeout, f"cell {cell.label}"):
+                summary = run_cell(cell, obtained.backend, dataset, image_ids,
+                                   obtained.test_scores, background, config, store,
+                                   warm_up=cell.explainer not in warmed)
+            bar.write(summary)
             warmed.add(cell.explainer)
             error = None
         except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on

@@ -108,6 +108,22 @@ class MetricRow:
     category: str
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a results directory stands: its run status (:meth:`Store.run_status`), the cells
+    planned (None: not recorded, by an older version), done and failed (label, error)."""
+
+    run_status: str
+    planned: int | None
+    done: int
+    failures: tuple[tuple[str, str], ...]
+
+    @property
+    def pending(self) -> int | None:
+        """Planned cells neither done nor failed (None when the plan size is unknown)."""
+        return None if self.planned is None else self.planned - self.done - len(self.failures)
+
+
 class Store:
     """The results store of one results directory: opened if it exists (checked: SQLite,
     intact, this schema), else created."""
@@ -294,6 +310,17 @@ class Store:
         if hashlib.sha256(data).hexdigest() != digest:
             return f"{path} does not match its SHA-256 in the store (changed or corrupt)"
         return data
+
+    def progress(self) -> "Progress":
+        """Done, failed and pending cells of the run that writes (or wrote) this store."""
+        with self._connect() as con:
+            rows = con.execute("SELECT status, explainer, masker, backend, architecture, error "
+                               "FROM cells ORDER BY finished_at").fetchall()
+        failures = tuple((f"{explainer}/{masker or '-'}/{backend}:{architecture}", error or "")
+                         for status, explainer, masker, backend, architecture, error in rows
+                         if status == "failed")
+        return Progress(self.run_status(), self.get_meta("planned_cells"),
+                        sum(row[0] == "done" for row in rows), failures)
 
     def frame(self, table: str) -> "pandas.DataFrame":  # noqa: F821
         """A whole table (models, cells or metrics) as a DataFrame, JSON columns decoded."""
