@@ -146,8 +146,10 @@ def test_a_worker_killed_mid_cell_has_the_cell_rerun_and_the_run_completes(tmp_p
     killer.join()
     assert killed, "no cell started"
     assert (summary.n_finished, summary.failures) == (2, ()), summary
-    started = marker.read_text().split()  # a pid per explain call (a warm-up call included)
-    assert started.count(str(killed[0])) == 1 and len(set(started)) == 3, \
+    # a pid per explain call (a warm-up call included); the rerun may land on the surviving
+    # worker or on the one the nanny restarts, so only "not the killed process" is fixed
+    started = marker.read_text().split()
+    assert started.count(str(killed[0])) == 1 and len(set(started)) >= 2, \
         "the killed cell was rerun in another process"
     assert Store(tmp_path / "out").done_keys() == planned_keys(config)
 
