@@ -13,12 +13,12 @@ Layout of what :func:`render` writes into the results directory::
 from __future__ import annotations
 
 import contextlib
-import difflib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from xaibench.registry import did_you_mean
 from xaibench.errors import ConfigError, DataError
 from xaibench.experiment.store import Store
 from xaibench.report import plots
@@ -80,10 +80,8 @@ def _checked(formats: list[str]) -> list[str]:
                           f"(comma-separated, e.g. --format md,csv)")
     for name in formats:
         if name not in FORMATS:
-            close = difflib.get_close_matches(name, FORMATS, n=1, cutoff=0.5)
-            hint = f" — did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown report format '{name}'{hint} (known: "
-                              f"{', '.join(FORMATS)})")
+            raise ConfigError(f"unknown report format '{name}'{did_you_mean(name, FORMATS)} "
+                              f"(known: {', '.join(FORMATS)})")
     return formats
 
 
