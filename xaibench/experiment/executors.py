@@ -16,9 +16,10 @@ scheduler is at ``scheduler`` (``tcp://HOST:PORT``). On Dask
   worker, at most ``retries`` times (the scheduler's ``allowed-failures``: set here for a
   ``LocalCluster``, by the cluster's own config when joining one); then the cell is failed;
 - the threads of torch, TensorFlow, JAX (XLA) and BLAS in a worker are its share of its host's
-  cores (cores // task threads of all workers on that host) for cells, and all of the host's
-  cores for training, as in a local run: a model trained with another thread count differs in
-  float round-off, so a model does not depend on the executor (on one host);
+  cores (cores // task threads of all workers on that host) for cells, and for training the
+  thread count a local run of the driver would train with (its ``OMP_NUM_THREADS``, else all
+  of the host's cores): a model trained with another thread count differs in float round-off,
+  so a model does not depend on the executor (on one host);
 - the registry entries of the driver (a user's own explainers, metrics ...) are registered on
   the workers too, which must be able to import them.
 
@@ -291,7 +292,7 @@ class _Driver:
         trained.update({model.weights_from: self.plan.model(model.weights_from)
                         for model in self.copies})
         for model in trained.values():
-            self._submit("model", model, _obtain_task, model, None)
+            self._submit("model", model, _obtain_task, model, None, _training_threads())
         try:
             for future in self.completed:
                 kind, item, _ = self.tasks.pop(future.key)
@@ -337,7 +338,7 @@ class _Driver:
         for cell in cells:
             self._submit("cell", cell, _cell_task, cell, source, image_ids)
         for copy in copies:
-            self._submit("model", copy, _obtain_task, copy, model)
+            self._submit("model", copy, _obtain_task, copy, model, _training_threads())
 
     def _cell_done(self, cell: Cell, outcome: _CellDone | _Failed) -> None:
         if isinstance(outcome, _Failed):
@@ -386,6 +387,13 @@ def _available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def _training_threads() -> int | None:
+    """The threads a local run of this process trains with: its ``OMP_NUM_THREADS`` when set
+    (torch, TensorFlow and BLAS follow it), else ``None`` (all of the worker host's cores)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 # --- on the workers -----------------------------------------------------------------------------
 #: per worker process: the loaded dataset, models and warmed-up (model, explainer) pairs
 _WORKER: dict[str, Any] = {"dataset": None, "models": {}, "warmed": set()}
@@ -393,16 +401,17 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS
                      "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
-def _obtain_task(model: ModelPlan, source: ModelPlan | None, config: ExperimentConfig,
-                 cache_dir: Path | None, threads: dict[str, int],
+def _obtain_task(model: ModelPlan, source: ModelPlan | None, training_threads: int | None,
+                 config: ExperimentConfig, cache_dir: Path | None, threads: dict[str, int],
                  entries: dict[str, list[registry.Entry]],
                  cell_timeout: float | None) -> _ModelDone | _Failed:
-    """Obtain ``model`` (train it into the checkpoint cache, load it, or copy ``source``),
-    with all the host's cores, as a local run trains: the thread count splits float reductions
-    differently, and the model must not depend on the executor."""
+    """Obtain ``model`` (train it into the checkpoint cache, load it, or copy ``source``)
+    with ``training_threads`` (``None``: all the host's cores), as a local run of the driver
+    trains: the thread count splits float reductions differently, and the model must not
+    depend on the executor."""
     try:
         host = _prepare_worker(threads, entries)
-        limit_threads(_available_cores())
+        limit_threads(training_threads or _available_cores())
         dataset = _dataset(config)
         if source is None:
             obtained = obtain_model(model, dataset, cache_dir=cache_dir, progress=False)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from xaibench.errors import XaibenchError
-from xaibench.experiment.executors import LocalExecutor, limit_threads, make_executor, time_limit
+from xaibench.experiment.executors import (LocalExecutor, _training_threads, limit_threads,
+                                           make_executor, time_limit)
 from xaibench.experiment.store import CellRecord, Store
 
 
@@ -68,6 +69,14 @@ def test_limit_threads_sets_torch_blas_and_the_environment():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("3", 3), ("", None), ("0", None),
+                                             ("many", None)])
+def test_training_threads_follow_the_drivers_omp_num_threads(monkeypatch, value, expected):
+    """Dask trains with the driver's thread count, so a model equals the local run's."""
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert _training_threads() == expected
 
 
 def test_the_default_executor_is_local():
