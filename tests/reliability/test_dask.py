@@ -23,7 +23,7 @@ from xaibench import registry
 from xaibench.cli import main
 from xaibench.errors import ConfigError, XaibenchError
 from xaibench.explain.baselines import random
-from xaibench.experiment.executors import DaskExecutor, make_executor
+from xaibench.experiment.executors import DaskExecutor, local_cluster, make_executor
 from xaibench.experiment.store import Store
 
 distributed = pytest.importorskip("distributed")
@@ -71,11 +71,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster():
     """Two worker processes of one thread; a task may see two of its workers die."""
-    import dask
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 2}), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=":0") as local:
+    with local_cluster(2, retries=2) as local:
         yield local
 
 
@@ -103,6 +99,17 @@ def test_dask_stores_the_local_executors_results_with_one_or_two_workers(tmp_pat
         assert _metrics(first)[columns].equals(_metrics(other)[columns])
         models = [store.frame("models")[["model_key", "accuracy"]] for store in (first, other)]
         assert models[0].equals(models[1])
+
+
+def test_a_local_cluster_leaves_this_processs_thread_variables_alone(monkeypatch):
+    """Its nannies run in this process; a local run after it trains with the same threads."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    with local_cluster(1, retries=0) as one:
+        with distributed.Client(one) as client:
+            client.run(os.getpid)  # a worker process has started
+    assert [os.environ.get(name) for name in names] == [None] * 3
 
 
 def test_a_failing_cell_is_recorded_with_its_error_and_the_others_finish(tmp_path, cache,

@@ -107,7 +107,7 @@ class DaskExecutor:
     @contextmanager
     def _client(self) -> Iterator[Any]:
         """A Client of the cluster at ``scheduler``, or of a LocalCluster started for the block."""
-        dask, distributed = _import_dask()
+        _, distributed = _import_dask()
         if self.scheduler is not None:
             try:
                 client = distributed.Client(self.scheduler, timeout=f"{self.connect_timeout}s")
@@ -119,11 +119,25 @@ class DaskExecutor:
             with client:
                 yield client
             return
-        with dask.config.set({"distributed.scheduler.allowed-failures": self.retries}), \
-                distributed.LocalCluster(n_workers=self.workers or 1, threads_per_worker=1,
-                                         processes=True, dashboard_address=":0") as cluster, \
+        with local_cluster(self.workers or 1, self.retries) as cluster, \
                 distributed.Client(cluster) as client:
             yield client
+
+
+@contextmanager
+def local_cluster(workers: int, retries: int) -> Iterator[Any]:
+    """A ``LocalCluster`` of ``workers`` one-thread processes; a task may see ``retries`` of its
+    workers die. Its nannies run in this process and would set the BLAS/OpenMP thread variables
+    in its environment (a later local run would train with one thread): they are left out, the
+    tasks set each worker's threads (:func:`limit_threads`)."""
+    dask, distributed = _import_dask()
+    unset_threads = {f"distributed.nanny.pre-spawn-environ.{variable}": None
+                     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                      "OPENBLAS_NUM_THREADS")}
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries, **unset_threads}), \
+            distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                     dashboard_address=":0") as cluster:
+        yield cluster
 
 
 def make_executor(name: str = "local", *, workers: int | None = None,
