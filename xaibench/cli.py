@@ -2,6 +2,7 @@
 
     xaibench list                          registered backends, models, datasets, explainers ...
     xaibench data fetch fashion-mnist      download (and verify) a dataset
+    xaibench data example-folder DEST      write an example class-per-subfolder image folder
     xaibench validate CONFIG               check an experiment file, run nothing
     xaibench run CONFIG [--output DIR] [--replace]   run (or resume) an experiment
         [--executor dask --workers N | --scheduler tcp://HOST:PORT] [--cell-timeout S]
@@ -85,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--dest", type=Path, help="folder to download into "
                                                  "(default: the dataset's own choice)")
     fetch.set_defaults(command=_fetch)
+    example = data_commands.add_parser(
+        "example-folder", parents=[debug],
+        help="write an example image folder (one class per subfolder) to try image_folder on")
+    example.add_argument("dest", type=Path, help="folder to write the class subfolders into")
+    example.add_argument("--size", type=int, default=224, help="image height and width "
+                                                               "(default 224)")
+    example.add_argument("--classes", type=int, default=10, help="classes (2-10, default 10)")
+    example.add_argument("--per-class", type=int, default=12, help="images per class "
+                                                                   "(default 12)")
+    example.set_defaults(command=_example_folder)
 
     validate = add("validate", help="check an experiment file without running")
     validate.add_argument("config", type=Path, help="experiment TOML file")
@@ -152,6 +163,16 @@ def _fetch(args: argparse.Namespace) -> int:
     if fetch is None:
         raise ConfigError(f"dataset '{name}' has no files to fetch")
     print(f"{name}: files ready in {fetch(args.dest)}")
+    return 0
+
+
+def _example_folder(args: argparse.Namespace) -> int:
+    from xaibench.data import example_folder
+
+    root = example_folder.write(args.dest, n_classes=args.classes, per_class=args.per_class,
+                                size=args.size)
+    print(f"example folder: {args.classes} classes x {args.per_class} images of "
+          f"{args.size}x{args.size} in {root}")
     return 0
 
 

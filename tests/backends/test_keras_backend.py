@@ -7,6 +7,7 @@ tests/conformance; these tests cover what is specific to the Keras backend.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,3 +244,30 @@ def test_mprt_runs_on_keras(cnn):
     assert float(curve[..., -1].mean()) < 0.5, curve  # whole model re-initialised
     np.testing.assert_allclose(MPRT(seed=5)(cnn, x, attribution, explain_params=params),
                                curve.mean(axis=-1))
+
+
+def test_the_shipped_vgg16_transfer_experiment_runs_on_an_example_folder(tmp_path, monkeypatch):
+    """experiments/vgg16_transfer.toml as shipped, on 32x32 instead of 224x224 images."""
+    import xaibench
+    from xaibench.data import example_folder
+    from xaibench.report import Results, model_table
+
+    text = (Path(__file__).resolve().parents[2] / "experiments" / "vgg16_transfer.toml").read_text()
+    for old, new in [("input_size = 224", "input_size = 32"), ("size = 224", "size = 32"),
+                     ("epochs = 8", "epochs = 1"), ("nsamples = 50", "nsamples = 8"),
+                     ("max_evals = 200", "max_evals = 40")]:
+        assert old in text
+        text = text.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    example_folder.write("data/example_photos", n_classes=3, per_class=4, size=32)
+    (tmp_path / "vgg16_transfer.toml").write_text(text)
+    results = xaibench.run("vgg16_transfer.toml", cache_dir=tmp_path / "cache", progress=False)
+    cells = results.cells.set_index("masker")
+    assert (cells["status"] == "done").all() and len(cells) == 4
+    assert sorted(cells.index) == ["", "blur(32,32)", "inpaint_ns", "inpaint_telea"]
+    gradient = results.attribution(cells.loc["", "cell_key"])
+    assert gradient.values.shape == (2, 32, 32, 3, 2)  # the top-2 ranked classes per image
+    assert all(len(set(row)) == 2 for row in gradient.output_indices)
+    assert gradient.layer_values.shape[1:3] == (8, 8)  # block3_conv3 at 32x32 input
+    [params] = model_table(Results.load(results.root))["params"]
+    assert "weights=none" in params and "input_size=32" in params

@@ -57,10 +57,7 @@ def load(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = False
             or not 0.0 <= test_fraction < 1.0):
         raise ConfigError(f"image_folder: test_fraction must be in [0, 1), got {test_fraction!r}")
     path = Path(os.fspath(root)).expanduser()
-    if not path.exists():
-        raise DataError(f"image folder {path} does not exist")
-    if not path.is_dir():
-        raise DataError(f"image folder {path} is not a directory")
+    _check_root(path)
 
     skipped: list[tuple[Path, str]] = []
     class_dirs = []
@@ -198,6 +195,14 @@ def _warn_skipped(root: Path, skipped: list[tuple[Path, str]]) -> None:
                       ImageFolderWarning, stacklevel=3)
 
 
+def _check_root(path: Path) -> None:
+    if not path.is_dir():
+        raise DataError(f"image folder {path} "
+                        + ("is not a directory" if path.exists() else "does not exist")
+                        + ": set root to a folder with one subfolder of images per class, or "
+                        f"write an example one with `xaibench data example-folder {path}`")
+
+
 def _check_size(size) -> tuple[int, int]:
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         dims = (int(size), int(size))
@@ -229,10 +234,7 @@ def describe(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = F
     height, width = _check_size(size)
     _check_test_fraction(test_fraction)
     path = Path(os.fspath(root)).expanduser()
-    if not path.is_dir():
-        raise DataError(f"image folder {path} " + ("is not a directory" if path.exists()
-                                                   else "does not exist")
-                        + ": set root to a folder with one subfolder of images per class")
+    _check_root(path)
     try:
         n_classes = sum(1 for entry in path.iterdir()
                         if entry.is_dir() and not entry.name.startswith("."))

@@ -139,12 +139,16 @@ def ci95(values: np.ndarray, axis: int = 0) -> np.ndarray:
 def model_table(results: Results) -> "pd.DataFrame":
     """One row per trained model: dataset, backend, architecture, seed, accuracy, train_seconds,
     weights_from (the backend whose weights were copied in, from the training params'
-    ``weights_from``: a backend name or a model key; None for a model trained itself)."""
+    ``weights_from``: a backend name or a model key; None for a model trained itself) and
+    params (the architecture's parameters as "k=v, ...", e.g. VGG16's ``weights=none``)."""
     models = results.models
     backend_of = dict(zip(models["model_key"], models["backend"]))
     source = models["train_params"].map(lambda params: params.get("weights_from"))
+    params = models["evaluation"].map(lambda evaluation: _params_text(evaluation.get("params")
+                                                                      or {}))
     columns = ["dataset", "backend", "architecture", "seed", "accuracy", "train_seconds"]
-    return (models[columns].assign(weights_from=source.map(lambda s: backend_of.get(s, s)))
+    return (models[columns].assign(weights_from=source.map(lambda s: backend_of.get(s, s)),
+                                   params=params)
             .sort_values(columns[:4], ignore_index=True))
 
 
@@ -310,8 +314,11 @@ def show_runtime(rows: "pd.DataFrame", notation: Notation) -> Shown:
 
 
 def show_models(rows: "pd.DataFrame", notation: Notation) -> Shown:
-    """One dataset's models as strings (with "weights from" where a model's were copied)."""
+    """One dataset's models as strings (with "weights from" where a model's were copied, and
+    "params" where a model has architecture parameters)."""
     texts = ["backend", "architecture"]
+    if (rows["params"] != "").any():
+        texts.append("params")
     if rows["weights_from"].notna().any():
         rows = rows.assign(**{"weights from": rows["weights_from"].fillna("")})
         texts.append("weights from")

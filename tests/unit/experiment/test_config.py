@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from xaibench import registry
+from xaibench.data import example_folder
 from xaibench.errors import ConfigError, DataError
 from xaibench.experiment.config import (TRAIN_DEFAULTS, ExplainerConfig, ImagesConfig,
                                         dataset_info, load_config, parse_config)
@@ -226,7 +227,10 @@ def test_weight_sources_are_checked(tiny_toml, models, message):
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[3] / "experiments").glob("*.toml")),
                          ids=lambda path: path.name)
-def test_shipped_experiments_are_valid(path):
+def test_shipped_experiments_are_valid(path, tmp_path, monkeypatch):
+    # run from a fresh clone's root, after `xaibench data example-folder data/example_photos`
+    monkeypatch.chdir(tmp_path)
+    example_folder.write(tmp_path / "data" / "example_photos", per_class=1, size=10)
     config = load_config(path)
     plan = make_plan(config)
     assert config.name == path.stem and plan.cells

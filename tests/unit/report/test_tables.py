@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.stats import rankdata
@@ -92,6 +94,17 @@ def test_model_table_names_where_copied_weights_come_from(tmp_path):
     assert list(shown.cells.columns) == ["backend", "architecture", "weights from", "seed",
                                          "accuracy", "training s"]
     assert shown.cells["weights from"].tolist() == ["torch", "torch", "—"]
+
+
+def test_model_table_shows_architecture_params_such_as_vgg16_weights(tmp_path):
+    store = Store(tmp_path)
+    record = model_record("keras")
+    store.put_model(replace(record, evaluation={**record.evaluation, "params": {
+        "weights": "none", "input_size": 224}}))
+    table = model_table(Results.load(tmp_path))
+    assert table["params"].tolist() == ["input_size=224, weights=none"]
+    shown = show_models(table, MARKDOWN)
+    assert shown.cells["params"].tolist() == ["input_size=224, weights=none"]
 
 
 def test_model_table_without_copied_weights(full):
