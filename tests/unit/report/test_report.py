@@ -86,8 +86,8 @@ def test_markdown_report(run):
                         "### Faithfulness curves", "### Agreement between explainers",
                         "### Framework parity", "### Randomisation", "### Models",
                         "### Failed cells", "## Configuration"]
-    assert ("| backend | explainer | masker | images | rank | abpc ↑ | deletion auc ↓ "
-            "| additivity ↓ |") in text  # by category: faithfulness, then fidelity; no cost
+    assert ("| backend | explainer | masker | images | median rank | abpc ↑ | deletion auc ↓ "
+            "| additivity ↓ |") in text  # by category: faithfulness, then correctness; no cost
     assert "| backend | explainer | masker | images | s / image | evals / image | evals / s |" \
         in text
     assert "| torch | fmnist_cnn | 0 | 0.900 | 12.5 |" in text
@@ -95,7 +95,7 @@ def test_markdown_report(run):
                     key=lambda c: c.abpc)
     row = next(line for line in text.splitlines()
                if line.startswith(f"| {best_abpc.backend} | {best_abpc.explainer} |"))
-    assert f"**{best_abpc.abpc:.3g} ± " in row
+    assert f"**{best_abpc.abpc:.3g} [" in row
     for name in FIGURES:
         assert f"](figures/{name}_{DATASET}.png)" in text
     assert "| keras | permutation | inpaint_telea | 0 | ValueError: max_evals=129 is too small |" \
@@ -110,7 +110,7 @@ def test_markdown_report(run):
 def test_latex_report(run):
     tex = (run[0] / "report.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"\midrule" in tex
-    assert r"$\pm$" in tex and r"\bfseries" in tex and r"abpc $\uparrow$" in tex
+    assert r"\bfseries" in tex and r"abpc $\uparrow$" in tex
     assert tex.count(r"\begin{table}") == len(TABLES) and r"\end{document}" in tex
     assert r"\includegraphics[width=\linewidth]{figures/curves_digits.png}" in tex
     assert r"inpaint\_telea" in tex
