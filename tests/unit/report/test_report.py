@@ -32,15 +32,20 @@ def run(tmp_path_factory) -> tuple[Path, list[Cell], list[Path]]:
     return root, cells, render(root, formats=FORMATS)
 
 
-FIGURES = ["runtime", "explanations", "topk", "curves", "agreement", "mprt"]
-TABLES = ["leaderboard", "runtime", "agreement", "parity", "models", "failures"]
+FIGURES = ["metric_agreement", "cd", "runtime", "explanations", "topk", "curves", "agreement",
+           "mprt"]
+TABLES = ["leaderboard", "metric_agreement", "friedman", "runtime", "agreement", "parity",
+          "models", "failures"]
 
 
 def test_render_writes_every_format_table_and_figure(run):
     root, _, written = run
     expected = {"report.md", "report.csv", "report.tex", "report.html",
                 *(f"tables/{name}.csv" for name in ["leaderboard", "runtime", "models", "parity",
-                                                    "failures", f"agreement_{DATASET}"]),
+                                                    "failures", "seeds",
+                                                    f"agreement_{DATASET}",
+                                                    f"metric_agreement_{DATASET}",
+                                                    f"friedman_{DATASET}"]),
                 *(f"tables/{name}_{DATASET}.tex" for name in TABLES),
                 *(f"figures/{name}_{DATASET}.{suffix}" for name in FIGURES
                   for suffix in ("png", "svg"))}
@@ -82,7 +87,8 @@ def test_markdown_report(run):
     text = (root / "report.md").read_text()
     sections = [line for line in text.splitlines() if line.startswith("#")]
     assert sections == ["# xaibench report: report-test", "## Run", f"## {DATASET}",
-                        "### Leaderboard", "### Cost", "### Explanations",
+                        "### Leaderboard", "### Metric agreement", "### Significance",
+                        "### Cost", "### Explanations",
                         "### Faithfulness curves", "### Agreement between explainers",
                         "### Framework parity", "### Randomisation", "### Models",
                         "### Failed cells", "## Configuration"]
