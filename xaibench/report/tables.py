@@ -287,7 +287,8 @@ def seed_table(results: Results) -> "pd.DataFrame":
     scores = results.scores[results.scores["metric"].isin(metrics)].merge(
         done[["cell_key", *IDENTITY]], on="cell_key")
     per_seed = (scores.groupby([*IDENTITY, "cell_key", "metric"])["value"].mean()
-                .unstack("metric").reindex(columns=metrics).reset_index())
+                .unstack("metric").reindex(columns=metrics).rename_axis(columns=None)
+                .reset_index())
     return seed_std(per_seed, IDENTITY, "cell_key", metrics).sort_values(ORDER,
                                                                           ignore_index=True)
 
