@@ -199,9 +199,9 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"],
                                 "standard deviation over the seeds of each metric's mean over "
                                 "images", show_seeds)),
         ("Metric agreement",
-         table(metrics_agreement, "metric_agreement", "Kendall τ between the rankings of the "
-               "configurations by two metrics (1: the same order, −1: reversed); metrics that "
-               "disagree rank the configurations differently: no single winner",
+         table(metrics_agreement, "metric_agreement", "Kendall's tau between the rankings "
+               "of the configurations by two metrics (1: the same order, -1: reversed); metrics "
+               "that disagree rank the configurations differently: no single winner",
                show_metric_agreement)
          + figure(lambda _, name, path: plots.agreement_figure(
              metrics_agreement, name, path, "agreement between metrics\n(Kendall τ of the "
@@ -209,8 +209,9 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"],
                   "agreement between the metrics' rankings")),
         ("Significance", table(friedman, "friedman", "Friedman test per ranked metric over "
                                "images (blocks: the i-th explained image of each configuration): "
-                               "k configurations, N images, χ² with tie correction, p-value, "
-                               "Nemenyi critical difference of average ranks (α = 0.05)",
+                               "k configurations, N images, the chi-squared statistic with tie "
+                               "correction, p-value, Nemenyi critical difference of average "
+                               "ranks (alpha = 0.05)",
                                show_friedman)
          + figure(lambda _, name, path: plots.cd_figure(tests, name, path), "cd",
                   "critical-difference diagrams: configurations joined by a bar are not "

@@ -112,7 +112,7 @@ def budget_table(results: Results, board: "pd.DataFrame") -> "pd.DataFrame":
 def show_friedman(rows: "pd.DataFrame", notation: Notation) -> Shown:
     """Friedman tests as strings."""
     return show_plain(rows.assign(metric=rows["metric"].str.replace("_", " ")), ["metric"], {
-        "k": ("configurations", "d"), "N": ("blocks", "d"), "χ²": ("statistic", ".3g"),
+        "k": ("configurations", "d"), "N": ("blocks", "d"), "chi²": ("statistic", ".3g"),
         "p": ("p_value", ".2g"), "CD": ("critical_difference", ".3g")}, notation)
 
 

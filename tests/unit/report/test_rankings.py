@@ -82,3 +82,25 @@ def test_report_shows_the_statistics_sections_and_figures(swept):
         assert (root / "figures" / f"{figure}_digits.png").is_file()
     for table in ("seeds", "metric_agreement_digits", "friedman_digits"):
         assert (root / "tables" / f"{table}.csv").is_file()
+
+
+def test_cd_diagram_draws_a_bar_per_group_and_a_line_per_configuration(tmp_path, monkeypatch):
+    from matplotlib.image import imread
+
+    from xaibench.report import plots
+    from xaibench.report.rankings import MetricTest
+    from xaibench.report.statistics import Friedman
+
+    result = Friedman(np.array([2.8, 1.0, 3.0, 1.5]), 10, 12.0, 0.007, 1.6, 0.05)
+    test = MetricTest("abpc", ["a", "b", "c", "d"], result)
+    drawn, real = [], plots._cd_panel
+    monkeypatch.setattr(plots, "_cd_panel", lambda ax, t: (real(ax, t), drawn.append(ax)))
+    path = plots.cd_figure([test], "digits", tmp_path / "cd.png")
+    (ax,) = drawn
+    bars = [line for line in ax.lines if line.get_linewidth() == 3]
+    assert sorted(tuple(np.round(line.get_xdata(), 2)) for line in bars) == \
+        [(0.97, 1.53), (1.47, 3.03)]  # groups (b, d) and (d, a, c), 0.03 past their ranks
+    assert {text.get_text() for text in ax.texts} >= {"a (2.80)", "b (1.00)", "c (3.00)",
+                                                      "d (1.50)", "CD = 1.60"}
+    assert imread(path).shape[0] > 100
+    assert plots.cd_figure([], "digits", tmp_path / "none.png") is None
