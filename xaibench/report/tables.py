@@ -1,4 +1,4 @@
-"""Result tables read from the store: models, leaderboard, runtime, failures.
+"""Result tables read from the store: models, leaderboard, seed spread, runtime, failures.
 
 The numeric tables are plain DataFrames (``report.csv`` is ``summary_table`` as is, the others go
 to ``tables/<name>.csv``); ``show_*`` turn one dataset's rows into strings for a document format.
