@@ -63,6 +63,9 @@ class Entry:
     consumes: frozenset[str] = frozenset()
     #: explainers consuming a masker: the masker spec used when a config lists none
     default_masker: str | None = None
+    #: explainers: the param that bounds the model evaluations per image (what a config's
+    #: ``budget`` sweep sets), None when the cost is not set by one
+    budget: str | None = None
 
     @property
     def available(self) -> bool:
@@ -82,7 +85,7 @@ class Registry:
                  description: str = "", native_explainers: tuple[str, ...] = (),
                  train_options: Mapping[str, Any] | None = None, native: bool = False,
                  minimums: Mapping[str, Minimum] | None = None, consumes: tuple[str, ...] = (),
-                 default_masker: str | None = None) -> None:
+                 default_masker: str | None = None, budget: str | None = None) -> None:
         """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path), with
         the declarations of :class:`Entry`."""
         if name in self._entries:
@@ -93,7 +96,7 @@ class Registry:
         self._entries[name] = Entry(name, target, framework, description,
                                     frozenset(native_explainers), dict(train_options or {}),
                                     native, dict(minimums or {}), frozenset(consumes),
-                                    default_masker)
+                                    default_masker, budget)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -190,12 +193,12 @@ explainers.register("gradient", "xaibench.explain.native:gradient",
 explainers.register("partition", "xaibench.explain.partition:partition",
                     description="shap PartitionExplainer over backend.predict",
                     minimums={"max_evals": Minimum(2), "batch_size": Minimum(1), "seed": _SEED},
-                    consumes=("masker", "seed"), default_masker="blur(8,8)")
+                    consumes=("masker", "seed"), default_masker="blur(8,8)", budget="max_evals")
 explainers.register("permutation", "xaibench.explain.permutation:permutation",
                     description="shap PermutationExplainer over backend.predict",
                     minimums={"max_evals": Minimum(1, per_feature=2), "batch_size": Minimum(1),
                               "seed": _SEED}, consumes=("masker", "seed"),
-                    default_masker="blur(8,8)")
+                    default_masker="blur(8,8)", budget="max_evals")
 explainers.register("random", "xaibench.explain.baselines:random",
                     description="baseline: Gaussian noise attributions (a floor for metrics)",
                     minimums={"seed": _SEED}, consumes=("seed",))

@@ -55,7 +55,7 @@ def test_report_in_a_browser(report):
 
         images = page.eval_on_selector_all(
             "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-        assert len(images) == 6
+        assert len(images) == 8
         assert all(complete and width > 0 and height > 0 for complete, width, height in images)
 
         before = _column(page, RUNTIME_CAPTION, "evals / image")
@@ -69,10 +69,10 @@ def test_report_in_a_browser(report):
         explainers = _column(page, RUNTIME_CAPTION, "explainer")
         assert explainers == sorted(explainers) and len(set(explainers)) > 1
 
-        # "0.51 ± 0.041" sorts by its leading number: a natural (digit-run) text order would
-        # put 0.31 after 0.5
+        # "0.51 [0.49, 0.53]" sorts by its leading number: a natural (digit-run) text order
+        # would put 0.31 after 0.5
         _click(page, LEADERBOARD_CAPTION, "abpc ↑")
-        means = [float(v.split(" ± ")[0]) for v in _column(page, LEADERBOARD_CAPTION, "abpc ↑")]
+        means = [float(v.split(" [")[0]) for v in _column(page, LEADERBOARD_CAPTION, "abpc ↑")]
         assert means == sorted(means)
         assert errors == []
 

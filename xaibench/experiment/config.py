@@ -65,6 +65,11 @@ Schema (keys marked *required* must be present; every other key shows its defaul
                                           # take a masker (default: the explainer's default)
     targets = 1                           # explain the top-k outputs of each image
     params = { max_evals = 300 }          # keyword arguments of the explainer
+    budget = [100, 300, 1000]             # a sweep of the explainer's evaluation budget (its
+                                          # registry entry's ``budget`` param, max_evals for
+                                          # partition and permutation): one cell per value
+    seeds = [0, 1, 2]                     # one cell per seed, for explainers taking a seed
+                                          # (their spread is reported)
 
 What is checked, and how, without importing a deep-learning framework:
 
@@ -83,7 +88,10 @@ What is checked, and how, without importing a deep-learning framework:
   reading an image: both splits must be non-empty and hold at least 2 classes; ``targets``
   may not exceed the classes; metrics consuming ``masks`` need a dataset that has them;
 - explainer params are at least the :class:`xaibench.registry.Minimum` their registry entry
-  declares (e.g. permutation's ``max_evals >= 2*M+1``, M = H*W*C of the dataset's images);
+  declares (e.g. permutation's ``max_evals >= 2*M+1``, M = H*W*C of the dataset's images),
+  each value of a ``budget`` sweep included; ``budget`` needs an explainer whose entry declares
+  a budget param and ``seeds`` one that consumes a seed, and neither may be set in ``params``
+  too;
 - metric objects are constructed from their params (they check the values themselves);
 - masker specs are parsed by :func:`xaibench.explain.maskers.parse_masker_spec` and their
   arguments bound against the registered masker factory and checked for the dataset's image
@@ -134,7 +142,7 @@ _IMAGES_KEYS = ("first", "correct", "wrong")
 _MODEL_KEYS = ("backend", "architecture", "params", "train", "weights_from")
 _USER_MODEL_KEYS = ("backend", "model", "weights", "name", "params", "layout", "value_range",
                     "class_names", "class_names_file")
-_EXPLAINER_KEYS = ("name", "maskers", "targets", "params")
+_EXPLAINER_KEYS = ("name", "maskers", "targets", "params", "budget", "seeds")
 _REQUIRED = object()
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", dict: "a table",
                list: "a list", tuple: "a list", bool: "true or false"}
@@ -199,6 +207,17 @@ class ExplainerConfig:
     maskers: tuple[str, ...] = ()
     targets: int = 1
     params: dict[str, Any] = field(default_factory=dict)
+    #: values of the explainer's budget param (registry entry ``budget``), one cell each
+    budgets: tuple[int, ...] = ()
+    #: seeds, one cell each
+    seeds: tuple[int, ...] = ()
+
+    def variants(self) -> list[dict[str, Any]]:
+        """The params of each of its cells: ``params`` with every budget × seed set."""
+        budget = registry.explainers.entry(self.name).budget
+        return [{**self.params, **({budget: b} if b is not None else {}),
+                 **({"seed": seed} if seed is not None else {})}
+                for b in self.budgets or (None,) for seed in self.seeds or (None,)]
 
 
 @dataclass(frozen=True)
@@ -571,6 +590,14 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
     _bind(inspect.signature(explain), 3, params, f"{where} params", supplied)
     _check_types(explain, params, f"{where} params")
     _check_minimums(name, params, f"{where} params", dataset, info)
+    budgets = _sweep(table, "budget", where, params, entry.budget, minimum=1,
+                     lacking=f"explainer '{name}' has no evaluation budget; a budget sweep "
+                             f"applies to: {', '.join(_budget_explainers())}")
+    for value in budgets:
+        _check_minimums(name, {**params, entry.budget: value}, f"{where} budget", dataset, info)
+    seeds = _sweep(table, "seeds", where, params, "seed" if "seed" in entry.consumes else None,
+                   minimum=0, lacking=f"explainer '{name}' takes no seed (it is deterministic); "
+                                      f"remove 'seeds'")
     maskers = _value(table, "maskers", where, list, None)
     if "masker" not in entry.consumes:
         if maskers is not None:
@@ -593,7 +620,29 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
         raise ConfigError(f"{where}: targets = {targets} asks for the top {targets} outputs, but "
                           f"dataset '{dataset}' has {info.n_classes} classes; set targets <= "
                           f"{info.n_classes}")
-    return ExplainerConfig(name=name, maskers=specs, targets=targets, params=params)
+    return ExplainerConfig(name=name, maskers=specs, targets=targets, params=params,
+                           budgets=budgets, seeds=seeds)
+
+
+def _sweep(table: dict[str, Any], key: str, where: str, params: dict[str, Any],
+           param: str | None, minimum: int, lacking: str) -> tuple[int, ...]:
+    """The distinct integers >= ``minimum`` of the explainer table's list ``key``, each a value
+    of the explainer's ``param`` (None: it has none, ``lacking`` says so); () when absent."""
+    values = _value(table, key, where, list, None)
+    if values is None:
+        return ()
+    if param is None:
+        raise ConfigError(f"{where}: {lacking}")
+    if param in params:
+        raise ConfigError(f"{where}: '{key}' sets {param}, which params sets too; remove "
+                          f"{param} from params")
+    if not values:
+        raise ConfigError(f"{where}: '{key}' is empty; list at least one value or remove it")
+    for value in values:
+        _count({key: value}, key, where, minimum=minimum)
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{where}: '{key}' lists a value twice: {values}")
+    return tuple(values)
 
 
 def _check_minimums(name: str, params: dict[str, Any], where: str, dataset: str,
@@ -647,6 +696,10 @@ def _masker_spec(spec: Any, where: str, image_shape: tuple[int, int, int]) -> st
         raise ConfigError(f"{where}: {exc}") from None
     arguments = [*map(str, args), *(f"{key}={value}" for key, value in kwargs.items())]
     return f"{name}({','.join(arguments)})" if arguments else name
+
+
+def _budget_explainers() -> list[str]:
+    return [name for name in registry.explainers if registry.explainers.entry(name).budget]
 
 
 def _masker_explainers() -> list[str]:

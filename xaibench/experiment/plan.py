@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from itertools import product
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -144,10 +145,10 @@ def make_plan(config: ExperimentConfig, data_fingerprint: str | None = None) -> 
     for model in models:
         for number, explainer in enumerate(config.explainers, 1):
             consumes = registry.explainers.entry(explainer.name).consumes
-            for masker in explainer.maskers or (None,):
+            for masker, variant in product(explainer.maskers or (None,), explainer.variants()):
                 identity = {"model": model.key, "images": asdict(config.images),
                             "explainer": explainer.name, "masker": masker,
-                            "targets": explainer.targets, "params": explainer.params,
+                            "targets": explainer.targets, "params": variant,
                             "metrics": {name: config.metric_params.get(name, {})
                                         for name in config.metrics},
                             "seed": config.seed}
@@ -157,7 +158,7 @@ def make_plan(config: ExperimentConfig, data_fingerprint: str | None = None) -> 
                 # a copy's cells draw the random numbers of their twins on the source model
                 seed = derive_seed(key if model.weights_from is None else
                                    stable_hash({**identity, "model": model.weights_from}))
-                params = dict(explainer.params)
+                params = dict(variant)
                 if "seed" in consumes and "seed" not in params:
                     params["seed"] = seed
                 cell = Cell(key=key, model=model, explainer=explainer.name, masker=masker,

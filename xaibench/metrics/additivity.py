@@ -13,7 +13,7 @@ class AdditivityGap(Metric):
 
     name = "additivity"
     higher_is_better = False
-    category = "fidelity"
+    category = "correctness"
 
     def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,
                  masker: str | None = None, masks: np.ndarray | None = None) -> np.ndarray:

@@ -43,6 +43,8 @@ class Metric(ABC):
 
     name: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    #: e.g. "faithfulness", "complexity"; reports rank every category but "correctness" (checks
+    #: an explainer passes by construction, such as additivity) and "cost"
     category: ClassVar[str]
     #: the :data:`METRIC_INPUTS` it takes
     consumes: ClassVar[frozenset[str]] = frozenset()

@@ -17,12 +17,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Notation:
-    """How a format writes direction arrows and ± and escapes plain text."""
+    """How a format writes direction arrows, ± and the flag of a row, and escapes plain text."""
 
     up: str
     down: str
     pm: str
     escape: Callable[[str], str]
+    flag: str = "†"
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class HtmlWriter(Writer):
 
 class LatexWriter(Writer):
     suffix = "tex"
-    notation = Notation(r"$\uparrow$", r"$\downarrow$", r"$\pm$", escape_latex)
+    notation = Notation(r"$\uparrow$", r"$\downarrow$", r"$\pm$", escape_latex, r"$\dagger$")
     _sections = {2: "section", 3: "subsection"}
 
     def heading(self, text: str, level: int) -> str:

@@ -5,9 +5,12 @@ Layout of what :func:`render` writes into the results directory::
     report.md / report.html / report.tex   the documents (report.html is self-contained)
     report.csv                             summary_table: every number of every configuration
     tables/<table>.csv                     leaderboard, runtime, models, parity, failures,
-                                           agreement_<dataset> (with "csv")
+                                           seeds, agreement_<dataset>,
+                                           metric_agreement_<dataset>, friedman_<dataset>
+                                           (with "csv")
     tables/<table>_<dataset>.tex           each document table as a LaTeX fragment (with "tex")
-    figures/<figure>_<dataset>.{png,svg}   explanations, topk, curves, runtime, agreement, mprt
+    figures/<figure>_<dataset>.{png,svg}   explanations, topk, curves, runtime, budget,
+                                           agreement, metric_agreement, cd, mprt
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from xaibench.report import plots
 from xaibench.report._formats import WRITERS, Notation, Shown, Writer
 from xaibench.report.figures import explanation_figure, topk_figure
 from xaibench.report.pairwise import agreement_table, parity_table, show_agreement, show_parity
-from xaibench.report.tables import (Results, failure_table, leaderboard, model_table,
-                                    runtime_table, show_failures, show_leaderboard, show_models,
-                                    show_runtime, summary_table)
+from xaibench.report.rankings import (MetricTest, budget_table, friedman_table, friedman_tests,
+                                      metric_agreement, show_friedman, show_metric_agreement)
+from xaibench.report.tables import (BASELINES, Results, failure_table, leaderboard, model_table,
+                                    runtime_table, seed_table, show_failures, show_leaderboard,
+                                    show_models, show_runtime, show_seeds, summary_table)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,7 +101,8 @@ def _writing(root: Path) -> Iterator[None]:
 
 
 def _render(results: Results, formats: list[str], root: Path) -> list[Path]:
-    numbers = _numbers(results)
+    tests = {dataset: friedman_tests(results, dataset) for dataset in results.datasets}
+    numbers = _numbers(results, tests)
     written: list[Path] = []
     if "csv" in formats:
         written.append(root / "report.csv")
@@ -105,7 +111,7 @@ def _render(results: Results, formats: list[str], root: Path) -> list[Path]:
     writers = [WRITERS[f] for f in formats if f in WRITERS]
     if not writers:
         return written
-    sections = {dataset: _dataset_sections(results, numbers, dataset, root)
+    sections = {dataset: _dataset_sections(results, numbers, tests[dataset], dataset, root)
                 for dataset in results.datasets}
     figures = [block.path for parts in sections.values() for _, blocks in parts
                for block in blocks if isinstance(block, _Figure)]
@@ -118,19 +124,27 @@ def _render(results: Results, formats: list[str], root: Path) -> list[Path]:
     return written
 
 
-def _numbers(results: Results) -> dict[str, "pd.DataFrame"]:
-    """The numeric tables, computed once: one frame per table, agreement one per dataset."""
-    return {"leaderboard": leaderboard(results), "runtime": runtime_table(results),
+def _numbers(results: Results, tests: dict[str, list[MetricTest]]) -> dict[str, "pd.DataFrame"]:
+    """The numeric tables, computed once: one frame per table; agreement, metric agreement and
+    Friedman tests one per dataset."""
+    board = leaderboard(results)
+    return {"leaderboard": board, "runtime": runtime_table(results),
             "models": model_table(results), "parity": parity_table(results),
-            "failures": failure_table(results),
+            "failures": failure_table(results), "seeds": seed_table(results),
             **{f"agreement_{dataset}": agreement_table(results, dataset)
+               for dataset in results.datasets},
+            **{f"metric_agreement_{dataset}": metric_agreement(
+                _of(board, dataset), results.ranked_metrics, results.higher_is_better)
+               for dataset in results.datasets},
+            **{f"friedman_{dataset}": friedman_table(tests[dataset])
                for dataset in results.datasets}}
 
 
 def _write_csv(numbers: dict[str, "pd.DataFrame"], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in numbers.items():
-        frame.to_csv(folder / f"{name}.csv", index=name.startswith("agreement_"))
+        frame.to_csv(folder / f"{name}.csv",
+                     index=name.startswith(("agreement_", "metric_agreement_")))
     return [folder / f"{name}.csv" for name in numbers]
 
 
@@ -152,15 +166,21 @@ def _of(frame: "pd.DataFrame", dataset: str) -> "pd.DataFrame":
     return frame[frame["dataset"] == dataset].reset_index(drop=True)
 
 
-def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"], dataset: str,
-                      root: Path) -> list[_Section]:
+def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"],
+                      tests: list[MetricTest], dataset: str, root: Path) -> list[_Section]:
     """The sections of one dataset (empty ones left out); draws its figures."""
     board, runtime = _of(numbers["leaderboard"], dataset), _of(numbers["runtime"], dataset)
     models, failures = _of(numbers["models"], dataset), _of(numbers["failures"], dataset)
     parity, agreement = _of(numbers["parity"], dataset), numbers[f"agreement_{dataset}"]
     if len(agreement) < 2:  # a configuration agrees with itself: nothing to show
         agreement = agreement.iloc[:0]
+    metrics_agreement = numbers[f"metric_agreement_{dataset}"]
+    if len(metrics_agreement) < 2 or len(board) < 3:  # too few to rank
+        metrics_agreement = metrics_agreement.iloc[:0]
+    seeds, friedman = _of(numbers["seeds"], dataset), numbers[f"friedman_{dataset}"]
+    sweeps = budget_table(results, board)
     higher = results.higher_is_better
+    faithfulness = plots.faithfulness_metric(results)
 
     def figure(draw: Callable[[Results, str, Path], Path | None], name: str,
                caption: str) -> list[_Figure]:
@@ -173,15 +193,37 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"], data
                                              lambda notation: show(rows, notation))]
 
     sections: list[_Section] = [
-        ("Leaderboard", table(board, "leaderboard", "configurations ranked; metrics as mean "
-                              "± 95 % CI over images, best in bold, images where a metric is "
-                              "undefined counted in brackets; rank: mean rank over the "
-                              "metrics (1 = best)",
+        ("Leaderboard", table(board, "leaderboard", _leaderboard_caption(board, results),
                               lambda rows, n: show_leaderboard(rows, higher, n))),
+        ("Seed variance", table(seeds, "seeds", "configurations run with several seeds: "
+                                "standard deviation over the seeds of each metric's mean over "
+                                "images", show_seeds)),
+        ("Metric agreement",
+         table(metrics_agreement, "metric_agreement", "Kendall's tau between the rankings "
+               "of the configurations by two metrics (1: the same order, -1: reversed); metrics "
+               "that disagree rank the configurations differently: no single winner",
+               show_metric_agreement)
+         + figure(lambda _, name, path: plots.agreement_figure(
+             metrics_agreement, name, path, "agreement between metrics\n(Kendall τ of the "
+             "rankings of the configurations)", "Kendall τ"), "metric_agreement",
+                  "agreement between the metrics' rankings")),
+        ("Significance", table(friedman, "friedman", "Friedman test per ranked metric over "
+                               "images (blocks: the i-th explained image of each configuration): "
+                               "k configurations, N images, the chi-squared statistic with tie "
+                               "correction, p-value, Nemenyi critical difference of average "
+                               "ranks (alpha = 0.05)",
+                               show_friedman)
+         + figure(lambda _, name, path: plots.cd_figure(tests, name, path), "cd",
+                  "critical-difference diagrams: configurations joined by a bar are not "
+                  "significantly different")),
         ("Cost", table(runtime, "runtime", "cost of the explanation alone: seconds and model "
                        "evaluations per image, evaluations per second", show_runtime)
          + figure(plots.runtime_figure, "runtime",
-                  "seconds per image against faithfulness; the Pareto front marked")),
+                  "seconds per image against faithfulness; the Pareto front marked")
+         + figure(lambda _, name, path: plots.budget_figure(
+             sweeps, faithfulness, higher.get(faithfulness, True), name, path)
+             if faithfulness else None, "budget",
+                  "quality against model evaluations along budget sweeps")),
         ("Explanations",
          figure(explanation_figure, "explanations",
                 "explanations of the top-1 output (red positive, blue negative)")
@@ -208,6 +250,21 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"], data
                                "the last line of each error", show_failures)),
     ]
     return [(heading, blocks) for heading, blocks in sections if blocks]
+
+
+def _leaderboard_caption(board: "pd.DataFrame", results: Results) -> str:
+    """What the leaderboard shows, the metrics ranked and the baselines its flags refer to."""
+    present = [b for b in BASELINES if b in set(board["explainer"])]
+    flag = (f"†: does not beat the {' and the '.join(present)} baseline of the same model on "
+            f"most ranked metrics" if present else
+            f"no baseline ({', '.join(BASELINES)}) in this run: rows cannot be flagged")
+    unranked = [m.replace("_", " ") for m in results.quality_metrics
+                if m not in results.ranked_metrics]
+    shown = f"; {', '.join(unranked)}: shown, not ranked" if unranked else ""
+    return ("configurations ranked; metrics as mean [bootstrap 95 % interval] over images, "
+            "best in bold, images where a metric is undefined counted in brackets; median "
+            f"rank: the median over the ranked metrics of the row's rank (1 = best){shown}; "
+            f"{flag}")
 
 
 def _document(results: Results, writer: Writer, sections: dict[str, list[_Section]],

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
+    from xaibench.report.rankings import MetricTest
+
 #: faithfulness metrics for the cost scatter, in order of preference
 FAITHFULNESS = ("abpc", "deletion_auc", "insertion_auc")
 _MARKERS = ("o", "s", "^", "D")
@@ -255,23 +257,116 @@ def _callouts(ax: "Axes", x: np.ndarray, y: np.ndarray, labels: list[str]) -> No
                                 "relpos": (0, 0.5), "shrinkA": 2, "shrinkB": 5})
 
 
-def agreement_figure(matrix: "pd.DataFrame", dataset: str, path: Path) -> Path | None:
-    """Write an agreement matrix (:func:`.pairwise.agreement_table`) as a heatmap; None below
-    two configurations."""
+def agreement_figure(matrix: "pd.DataFrame", dataset: str, path: Path,
+                     title: str = "agreement between explanations\n(Spearman ρ of the pixel "
+                                  "relevance, mean over images)",
+                     measure: str = "Spearman ρ") -> Path | None:
+    """Write an agreement matrix (:func:`.pairwise.agreement_table`, or any square matrix of
+    correlations in [−1, 1] named by ``measure``) as a heatmap; None below two rows."""
     if len(matrix) < 2:
         return None
     size = len(matrix)
     figure = _new_figure(3.5 + 0.55 * size, 2.5 + 0.5 * size)
     ax = figure.subplots()
-    image = ax.imshow(matrix.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
-    for (i, j), value in np.ndenumerate(matrix.to_numpy()):
+    image = ax.imshow(matrix.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1)
+    for (i, j), value in np.ndenumerate(matrix.to_numpy(dtype=float)):
         ax.text(j, i, "—" if np.isnan(value) else f"{value:.2f}", ha="center", va="center",
                 fontsize=8, color="white" if abs(value) > 0.6 else "black")
     ax.set_xticks(range(size), matrix.columns, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(size), matrix.index, fontsize=8)
-    figure.suptitle(f"{dataset}: agreement between explanations\n(Spearman ρ of the pixel "
-                    "relevance, mean over images)", fontsize=10)
-    figure.colorbar(image, ax=ax, label="Spearman ρ", shrink=0.8)
+    figure.suptitle(f"{dataset}: {title}", fontsize=10)
+    figure.colorbar(image, ax=ax, label=measure, shrink=0.8)
+    return save(figure, path)
+
+
+def cd_figure(tests: "list[MetricTest]", dataset: str, path: Path) -> Path | None:
+    """Write a critical-difference diagram (Demšar 2006) per Friedman test, one under the
+    other: average ranks on an axis (1 = best, at the left), each configuration's label joined
+    to its rank, configurations not significantly different (Nemenyi, α of the test) joined by
+    a thick bar, the critical difference drawn above the axis. None without a test."""
+    if not tests:
+        return None
+    longest = max(len(label) for test in tests for label in test.labels)
+    rows = max(len(test.labels) for test in tests)
+    height = 1.2 + 0.22 * ((rows + 1) // 2) + 0.2 * max(len(t.result.groups()) for t in tests)
+    figure = _new_figure(6 + 0.12 * longest, 0.6 + height * len(tests))
+    for ax, test in zip(np.ravel(figure.subplots(len(tests), 1, squeeze=False)), tests):
+        _cd_panel(ax, test)
+    figure.suptitle(f"{dataset}: critical-difference diagrams (Friedman + Nemenyi over images; "
+                    "lower rank is better, bars join configurations not significantly "
+                    "different)", fontsize=10)
+    return save(figure, path)
+
+
+def _cd_panel(ax: "Axes", test: "MetricTest") -> None:
+    """One critical-difference diagram in data coordinates: x = average rank, y down."""
+    result, k = test.result, len(test.labels)
+    order = np.argsort(result.average_ranks, kind="stable")
+    half = (k + 1) // 2
+    step, groups = 1.0, result.groups()
+    label_top = 1.0 + 0.6 * len(groups)
+    ax.hlines(0, 1, k, color="black", lw=1)
+    for tick in range(1, k + 1):
+        ax.vlines(tick, 0, 0.25, color="black", lw=1)
+        ax.text(tick, 0.4, str(tick), ha="center", va="bottom", fontsize=8)
+    for line, index in enumerate(order):
+        rank = result.average_ranks[index]
+        left = line < half
+        y = -(label_top + step * (line if left else k - 1 - line))
+        edge = 1 - 0.2 if left else k + 0.2
+        ax.plot([rank, rank, edge], [0, y, y], color="0.3", lw=0.8)
+        ax.text(edge - 0.05 if left else edge + 0.05, y,
+                f"{test.labels[index]} ({rank:.2f})", ha="right" if left else "left",
+                va="center", fontsize=8)
+    for level, group in enumerate(groups):
+        ranks = result.average_ranks[list(group)]
+        y = -(0.5 + 0.6 * level)
+        ax.plot([ranks.min() - 0.03, ranks.max() + 0.03], [y, y], color="black", lw=3,
+                solid_capstyle="butt")
+    cd = result.critical_difference
+    ax.plot([1, 1 + cd], [1.3, 1.3], color="black", lw=1)
+    ax.vlines([1, 1 + cd], 1.2, 1.4, color="black", lw=1)
+    ax.text(1 + cd / 2, 1.45, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xlim(0, k + 1)
+    ax.set_ylim(-(label_top + step * (half - 1)) - 0.6, 2.0)
+    ax.set_axis_off()
+    ax.set_title(f"{test.metric.replace('_', ' ')}: Friedman p = {result.p_value:.2g}, "
+                 f"N = {result.blocks} images", fontsize=9, loc="left")
+
+
+def budget_figure(sweeps: "pd.DataFrame", metric: str, higher: bool, dataset: str,
+                  path: Path) -> Path | None:
+    """Write ``metric`` against model evaluations per image (log scale) along each budget sweep
+    (:func:`.rankings.budget_table`), a panel per explainer and a line per sweep, the mean and
+    its bootstrap 95 % band over images; None without a sweep."""
+    from matplotlib import colormaps
+    from matplotlib.ticker import NullFormatter
+
+    if sweeps.empty or f"{metric}_mean" not in sweeps:
+        return None
+    explainers = sorted(set(sweeps["explainer"]))
+    names = sorted(set(sweeps["sweep"]))
+    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+    figure = _new_figure(1.5 + 4.2 * len(explainers), 4.8)
+    axes = np.ravel(figure.subplots(1, len(explainers), sharey=True, squeeze=False))
+    for ax, explainer in zip(axes, explainers):
+        for sweep, rows in sweeps[sweeps["explainer"] == explainer].groupby("sweep"):
+            rows = rows.sort_values("evals_per_image")
+            x = rows["evals_per_image"].to_numpy(dtype=float)
+            colour = cmap(names.index(sweep) % cmap.N)
+            _band(ax, x, tuple(rows[f"{metric}_{stat}"].to_numpy(dtype=float)
+                               for stat in ("mean", "low", "high")), colour, sweep)
+            ax.plot(x, rows[f"{metric}_mean"], "o", ms=4, color=colour)
+        ticks = np.unique(sweeps.loc[sweeps["explainer"] == explainer, "evals_per_image"])
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{tick:,.0f}" for tick in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set(title=explainer, xlabel="model evaluations per image (log scale)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{metric.replace('_', ' ')} {'↑' if higher else '↓'} "
+                       "(mean, bootstrap 95 % band)")
+    _legend(figure, axes, columns=3)
+    figure.suptitle(f"{dataset}: quality against cost along budget sweeps", fontsize=11)
     return save(figure, path)
 
 

@@ -1,4 +1,4 @@
-"""Result tables read from the store: models, leaderboard, runtime, failures.
+"""Result tables read from the store: models, leaderboard, seed spread, runtime, failures.
 
 The numeric tables are plain DataFrames (``report.csv`` is ``summary_table`` as is, the others go
 to ``tables/<name>.csv``); ``show_*`` turn one dataset's rows into strings for a document format.
@@ -18,6 +18,7 @@ from xaibench.errors import DataError
 from xaibench.experiment.store import Store
 from xaibench.metrics.additivity import AdditivityGap
 from xaibench.report._formats import Notation, Shown
+from xaibench.report.statistics import beats, bootstrap_ci, median_rank, seed_std
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,9 +29,15 @@ IDENTITY = ["dataset", "backend", "architecture", "explainer", "masker", "params
 ORDER = ["dataset", "explainer", "masker", "backend", "architecture", "params"]
 #: metric category of cost metrics: in the runtime table, not in the leaderboard
 COST = "cost"
+#: metric categories shown in the leaderboard but not ranked: correctness checks (additivity,
+#: which every SHAP estimator passes by construction) and costs
+UNRANKED = ("correctness", COST)
+#: baseline explainers (of the same model) that a leaderboard row must beat to go unflagged;
+#: those absent from a run are skipped
+BASELINES = ("random", "edge")
 #: order of the leaderboard's metric columns by category (others after them, by name)
-CATEGORIES = ("faithfulness", "fidelity", "randomisation", "localisation", "robustness",
-              "complexity")
+CATEGORIES = ("faithfulness", "randomisation", "localisation", "robustness", "complexity",
+              "correctness")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class Results:
         scores = (metrics.groupby(["cell_key", "metric", "image"], as_index=False)
                   .agg(value=("value", "mean"), higher_is_better=("higher_is_better", "first"),
                        category=("category", "first")))
+        # stores written before additivity was declared a correctness check say "fidelity"
+        scores.loc[scores["metric"] == AdditivityGap.name, "category"] = AdditivityGap.category
         return cls(store, store.meta(), store.frame("models"), cells, scores)
 
     @property
@@ -79,6 +88,13 @@ class Results:
         rank = {category: i for i, category in enumerate(CATEGORIES)}
         return sorted(categories[categories != COST].index,
                       key=lambda m: (rank.get(categories[m], len(rank)), categories[m], m))
+
+    @property
+    def ranked_metrics(self) -> list[str]:
+        """The quality metrics whose category is not :data:`UNRANKED`: those the rank
+        aggregates."""
+        categories = self.scores.groupby("metric")["category"].first()
+        return [m for m in self.quality_metrics if categories[m] not in UNRANKED]
 
     def configurations(self, dataset: str | None = None) -> "pd.DataFrame":
         """One done cell per configuration (its lowest seed), in :data:`ORDER`; all datasets
@@ -190,24 +206,95 @@ def _snap_to_spread(means: "pd.Series") -> "pd.Series":
     return (means / step).round() if step > 0 else means
 
 
+#: per-metric columns of the leaderboard: mean and bootstrap 95 % interval over images
+LEADERBOARD_STATS = ("mean", "low", "high", "undefined")
+
+
 def leaderboard(results: Results) -> "pd.DataFrame":
-    """The summary ranked per dataset: identity, cells, images, ``<metric>_mean``,
-    ``<metric>_ci95`` and ``<metric>_undefined`` of the quality metrics (costs are in
-    :func:`runtime_table`) and ``rank``, the mean over metrics of the row's rank within its
-    dataset (1 = best; NaN means skipped; ties share the best rank).
-    Sorted by dataset, then rank."""
+    """The summary ranked per dataset: identity, cells, images, per quality metric (costs are
+    in :func:`runtime_table`) ``<metric>_mean``, ``<metric>_low`` and ``<metric>_high`` (the
+    percentile bootstrap 95 % interval over images) and ``<metric>_undefined``; ``rank``, the
+    median over the ranked metrics (:attr:`Results.ranked_metrics`) of the row's rank within its
+    dataset (1 = best; ties share their average rank; means closer than
+    :data:`RANK_TIE_SHARE` of the spread tie); ``below_baselines``, the :data:`BASELINES` of the
+    same model that the row does not beat (:func:`flags`). Sorted by dataset, then rank."""
     import pandas as pd
 
     summary = summary_table(results)
-    metrics, higher = results.quality_metrics, results.higher_is_better
-    stats = [f"{metric}_{stat}" for metric in metrics for stat in STATS]
-    table = summary[[*IDENTITY, "cells", "images", *stats]]
-    ranks = pd.DataFrame({metric: table.groupby("dataset")[f"{metric}_mean"]
-                         .transform(_snap_to_spread).groupby(table["dataset"])
-                         .rank(ascending=not higher[metric], method="min") for metric in metrics},
-                         index=table.index, dtype=float)
-    return (table.assign(rank=ranks.mean(axis=1))
-            .sort_values(["dataset", "rank", *ORDER[1:]], ignore_index=True))
+    metrics, ranked = results.quality_metrics, results.ranked_metrics
+    table = summary[[*IDENTITY, "cells", "images"]].merge(
+        _intervals(results, metrics), on=IDENTITY, how="left")
+    for metric in metrics:
+        table[f"{metric}_mean"] = summary[f"{metric}_mean"].to_numpy()
+        table[f"{metric}_undefined"] = summary[f"{metric}_undefined"].to_numpy()
+    table = table[[*IDENTITY, "cells", "images",
+                   *(f"{m}_{stat}" for m in metrics for stat in LEADERBOARD_STATS)]]
+    snapped = pd.DataFrame({m: table.groupby("dataset")[f"{m}_mean"].transform(_snap_to_spread)
+                            for m in ranked}, index=table.index, dtype=float)
+    rank = pd.Series(np.nan, index=table.index)
+    for rows in table.groupby("dataset").groups.values():
+        rank[rows] = median_rank(snapped.loc[rows], results.higher_is_better)
+    table = table.assign(rank=rank)
+    table["below_baselines"] = flags(table, ranked, results.higher_is_better)
+    return table.sort_values(["dataset", "rank", *ORDER[1:]], ignore_index=True)
+
+
+def _intervals(results: Results, metrics: list[str]) -> "pd.DataFrame":
+    """Identity and ``<metric>_low``, ``<metric>_high``: the percentile bootstrap 95 % interval
+    of each configuration's mean over images (seeds pooled)."""
+    import pandas as pd
+
+    done = results.cells[results.cells["status"] == "done"]
+    scores = results.scores[results.scores["metric"].isin(metrics)].merge(
+        done[["cell_key", *IDENTITY]], on="cell_key")
+    intervals = {(*key[:-1], f"{key[-1]}_{stat}"): bound
+                 for key, values in scores.groupby([*IDENTITY, "metric"])["value"]
+                 for stat, bound in zip(("low", "high"), bootstrap_ci(values.to_numpy()))}
+    columns = [f"{m}_{stat}" for m in metrics for stat in ("low", "high")]
+    if not intervals:
+        return pd.DataFrame(columns=[*IDENTITY, *columns])
+    wide = pd.Series(intervals).unstack(-1).reindex(columns=columns)
+    return wide.rename_axis(IDENTITY).reset_index()
+
+
+def flags(table: "pd.DataFrame", metrics: list[str],
+          higher_is_better: dict[str, bool]) -> "pd.Series":
+    """Per row of a leaderboard-shaped ``table`` (identity and ``<metric>_mean``): the
+    :data:`BASELINES` it does not beat, comma-separated ("" when it beats every one present).
+    A row beats a baseline when its means are better than the best of that baseline's rows for
+    the same dataset, backend and architecture on most of ``metrics`` (:func:`beats`); baseline
+    rows are not flagged."""
+    import pandas as pd
+
+    model = ["dataset", "backend", "architecture"]
+    means = table[[f"{m}_mean" for m in metrics]].set_axis(metrics, axis=1).astype(float)
+    best = {}
+    for (baseline, *key), rows in means.groupby([table["explainer"], *(table[c] for c in model)]):
+        if baseline in BASELINES:
+            best[baseline, *key] = pd.Series(
+                {m: rows[m].max() if higher_is_better[m] else rows[m].min() for m in metrics})
+    below = []
+    for index, row in table.iterrows():
+        key = tuple(row[c] for c in model)
+        below.append("" if row["explainer"] in BASELINES else ", ".join(
+            baseline for baseline in BASELINES if (baseline, *key) in best
+            and not beats(means.loc[index], best[(baseline, *key)], higher_is_better)))
+    return pd.Series(below, index=table.index, dtype=object)
+
+
+def seed_table(results: Results) -> "pd.DataFrame":
+    """Across-seed spread of each configuration run with several seeds: identity, ``seeds``
+    (its cells) and per quality metric ``<metric>_seed_std``, the standard deviation over its
+    cells of their mean over images."""
+    done = results.cells[results.cells["status"] == "done"]
+    metrics = results.quality_metrics
+    scores = results.scores[results.scores["metric"].isin(metrics)].merge(
+        done[["cell_key", *IDENTITY]], on="cell_key")
+    per_seed = (scores.groupby([*IDENTITY, "cell_key", "metric"])["value"].mean()
+                .unstack("metric").reindex(columns=metrics).rename_axis(columns=None)
+                .reset_index())
+    return seed_std(per_seed, IDENTITY, "cell_key", metrics).sort_values(ORDER,
+                                                                          ignore_index=True)
 
 
 def runtime_table(results: Results) -> "pd.DataFrame":
@@ -251,14 +338,6 @@ def _number(values: "pd.Series", spec: str) -> "pd.Series":
     return values.map(lambda value: "—" if pd.isna(value) else format(value, spec))
 
 
-def _mean_ci(mean: float, ci: float, undefined: float, notation: Notation) -> str:
-    """"mean ± ci", with the number of images where the metric is undefined when there are
-    (``undefined`` is NaN for a configuration without the metric)."""
-    shown = "—" if np.isnan(mean) else \
-        f"{mean:.3g}" if np.isnan(ci) else f"{mean:.3g} {notation.pm} {ci:.2g}"
-    return f"{shown} ({undefined:.0f} undefined)" if undefined > 0 else shown
-
-
 def _texts(rows: "pd.DataFrame", columns: list[str], notation: Notation) -> "pd.DataFrame":
     """Text columns escaped for the format, empty ones as a dash."""
     return (rows[columns].map(lambda text: notation.escape(str(text)) if text != "" else "—")
@@ -289,20 +368,41 @@ def header(metric: str, higher: bool, notation: Notation) -> str:
 
 def show_leaderboard(rows: "pd.DataFrame", higher_is_better: dict[str, bool],
                      notation: Notation) -> Shown:
-    """One dataset's leaderboard rows as strings; the best rank and metric means in bold, the
-    number of images where a metric is undefined after its mean."""
+    """One dataset's leaderboard rows as strings: each metric as "mean [low, high]" (with the
+    number of images where it is undefined), the best median rank and metric means in bold,
+    rows below a baseline marked with the notation's flag after the explainer."""
+    flagged = (rows["below_baselines"] != "").to_numpy()
     shown = show_plain(rows, shown_identity(rows), {"images": ("images", "d"),
-                                                    "rank": ("rank", ".2f")},
-                       notation, best={"rank": False})
+                                                    "median rank": ("rank", ".1f")},
+                       notation, best={"median rank": False})
+    shown.cells.loc[flagged, "explainer"] += f" {notation.flag}"
     numeric = list(shown.numeric)
     for metric in [c.removesuffix("_mean") for c in rows.columns if c.endswith("_mean")]:
         higher, mean = higher_is_better[metric], rows[f"{metric}_mean"].reset_index(drop=True)
         name = header(metric, higher, notation)
-        shown.cells[name] = [_mean_ci(m, c, u, notation) for m, c, u in
-                             zip(mean, rows[f"{metric}_ci95"], rows[f"{metric}_undefined"])]
+        shown.cells[name] = [_mean_interval(m, low, high, u) for m, low, high, u in
+                             zip(mean, rows[f"{metric}_low"], rows[f"{metric}_high"],
+                                 rows[f"{metric}_undefined"])]
         shown.best[name] = mean == (mean.max() if higher else mean.min())
         numeric.append(name)
     return Shown(shown.cells, shown.best, tuple(numeric))
+
+
+def _mean_interval(mean: float, low: float, high: float, undefined: float) -> str:
+    """"mean [low, high]", with the number of images where the metric is undefined when there
+    are (``undefined`` is NaN for a configuration without the metric)."""
+    shown = "—" if np.isnan(mean) else \
+        f"{mean:.3g}" if np.isnan(low) else f"{mean:.3g} [{low:.3g}, {high:.3g}]"
+    return f"{shown} ({undefined:.0f} undefined)" if undefined > 0 else shown
+
+
+def show_seeds(rows: "pd.DataFrame", notation: Notation) -> Shown:
+    """One dataset's seed-spread rows as strings: seeds and each metric's across-seed std."""
+    metrics = [c.removesuffix("_seed_std") for c in rows.columns if c.endswith("_seed_std")]
+    return show_plain(rows, shown_identity(rows), {
+        "seeds": ("seeds", "d"),
+        **{f"{notation.escape(m.replace('_', ' '))} std": (f"{m}_seed_std", ".3g")
+           for m in metrics}}, notation)
 
 
 def show_runtime(rows: "pd.DataFrame", notation: Notation) -> Shown:

@@ -9,7 +9,7 @@ from xaibench.metrics import EvalsPerImage, Metric, SecondsPerImage
 from xaibench.registry import metrics
 
 EXPECTED = {  # name -> (higher_is_better, category, consumes ground-truth masks)
-    "additivity": (False, "fidelity", False),
+    "additivity": (False, "correctness", False),
     "deletion_auc": (False, "faithfulness", False),
     "insertion_auc": (True, "faithfulness", False),
     "abpc": (True, "faithfulness", False),

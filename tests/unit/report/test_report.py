@@ -32,15 +32,20 @@ def run(tmp_path_factory) -> tuple[Path, list[Cell], list[Path]]:
     return root, cells, render(root, formats=FORMATS)
 
 
-FIGURES = ["runtime", "explanations", "topk", "curves", "agreement", "mprt"]
-TABLES = ["leaderboard", "runtime", "agreement", "parity", "models", "failures"]
+FIGURES = ["metric_agreement", "cd", "runtime", "explanations", "topk", "curves", "agreement",
+           "mprt"]
+TABLES = ["leaderboard", "metric_agreement", "friedman", "runtime", "agreement", "parity",
+          "models", "failures"]
 
 
 def test_render_writes_every_format_table_and_figure(run):
     root, _, written = run
     expected = {"report.md", "report.csv", "report.tex", "report.html",
                 *(f"tables/{name}.csv" for name in ["leaderboard", "runtime", "models", "parity",
-                                                    "failures", f"agreement_{DATASET}"]),
+                                                    "failures", "seeds",
+                                                    f"agreement_{DATASET}",
+                                                    f"metric_agreement_{DATASET}",
+                                                    f"friedman_{DATASET}"]),
                 *(f"tables/{name}_{DATASET}.tex" for name in TABLES),
                 *(f"figures/{name}_{DATASET}.{suffix}" for name in FIGURES
                   for suffix in ("png", "svg"))}
@@ -82,12 +87,13 @@ def test_markdown_report(run):
     text = (root / "report.md").read_text()
     sections = [line for line in text.splitlines() if line.startswith("#")]
     assert sections == ["# xaibench report: report-test", "## Run", f"## {DATASET}",
-                        "### Leaderboard", "### Cost", "### Explanations",
+                        "### Leaderboard", "### Metric agreement", "### Significance",
+                        "### Cost", "### Explanations",
                         "### Faithfulness curves", "### Agreement between explainers",
                         "### Framework parity", "### Randomisation", "### Models",
                         "### Failed cells", "## Configuration"]
-    assert ("| backend | explainer | masker | images | rank | abpc ↑ | deletion auc ↓ "
-            "| additivity ↓ |") in text  # by category: faithfulness, then fidelity; no cost
+    assert ("| backend | explainer | masker | images | median rank | abpc ↑ | deletion auc ↓ "
+            "| additivity ↓ |") in text  # by category: faithfulness, then correctness; no cost
     assert "| backend | explainer | masker | images | s / image | evals / image | evals / s |" \
         in text
     assert "| torch | fmnist_cnn | 0 | 0.900 | 12.5 |" in text
@@ -95,7 +101,7 @@ def test_markdown_report(run):
                     key=lambda c: c.abpc)
     row = next(line for line in text.splitlines()
                if line.startswith(f"| {best_abpc.backend} | {best_abpc.explainer} |"))
-    assert f"**{best_abpc.abpc:.3g} ± " in row
+    assert f"**{best_abpc.abpc:.3g} [" in row
     for name in FIGURES:
         assert f"](figures/{name}_{DATASET}.png)" in text
     assert "| keras | permutation | inpaint_telea | 0 | ValueError: max_evals=129 is too small |" \
@@ -110,7 +116,7 @@ def test_markdown_report(run):
 def test_latex_report(run):
     tex = (run[0] / "report.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"\midrule" in tex
-    assert r"$\pm$" in tex and r"\bfseries" in tex and r"abpc $\uparrow$" in tex
+    assert r"\bfseries" in tex and r"abpc $\uparrow$" in tex
     assert tex.count(r"\begin{table}") == len(TABLES) and r"\end{document}" in tex
     assert r"\includegraphics[width=\linewidth]{figures/curves_digits.png}" in tex
     assert r"inpaint\_telea" in tex

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import rankdata
 
@@ -13,7 +14,7 @@ from tests.unit.report._store import (DATASET, N_IMAGES, K, build_store, cell_ar
 from xaibench.experiment.store import Store
 from xaibench.report import Results, leaderboard, model_table, runtime_table
 from xaibench.report._formats import WRITERS
-from xaibench.report.tables import show_leaderboard, show_models, show_runtime
+from xaibench.report.tables import flags, show_leaderboard, show_models, show_runtime
 
 MARKDOWN = WRITERS["md"].notation
 
@@ -25,14 +26,15 @@ def full(tmp_path_factory):
     return Results.load(root), cells
 
 
-def test_leaderboard_ranks_by_the_mean_rank_over_quality_metrics(full):
+def test_leaderboard_ranks_by_the_median_rank_over_ranked_metrics(full):
     results, cells = full
     board = leaderboard(results)
     assert [c for c in board.columns if c.endswith("_mean")] == \
         ["abpc_mean", "deletion_auc_mean", "additivity_mean"]  # no cost metric
-    means = {"abpc": [-c.abpc for c in cells], "deletion_auc": [c.deletion_auc for c in cells],
-             "additivity": [c.gaps.mean() for c in cells]}  # all as lower-is-better
-    expected = np.mean([rankdata(values) for values in means.values()], axis=0)
+    assert results.ranked_metrics == ["abpc", "deletion_auc"]  # additivity: shown, not ranked
+    means = {"abpc": [-c.abpc for c in cells],
+             "deletion_auc": [c.deletion_auc for c in cells]}  # as lower-is-better
+    expected = np.median([rankdata(values) for values in means.values()], axis=0)
     by_cell = {(c.backend, c.explainer): rank for c, rank in zip(cells, expected)}
     got = {(row.backend, row.explainer): row.rank for row in board.itertuples()}
     assert got == pytest.approx(by_cell)
@@ -46,10 +48,12 @@ def test_leaderboard_shown_bolds_the_best_of_each_column(full):
     results, _ = full
     rows = leaderboard(results)
     shown = show_leaderboard(rows, results.higher_is_better, MARKDOWN)
-    assert list(shown.cells.columns) == ["backend", "explainer", "masker", "images", "rank",
-                                         "abpc ↑", "deletion auc ↓", "additivity ↓"]
-    assert shown.cells.loc[0, "abpc ↑"].startswith("0.51 ± ")
-    assert shown.best["rank"].tolist() == [True] + [False] * (len(rows) - 1)
+    assert list(shown.cells.columns) == ["backend", "explainer", "masker", "images",
+                                         "median rank", "abpc ↑", "deletion auc ↓",
+                                         "additivity ↓"]
+    assert shown.cells.loc[0, "abpc ↑"] == "0.51 [0.49, 0.53]"  # spread ±0.03: bootstrap ±0.02
+    # keras partition is first on abpc, second on deletion; torch partition the reverse
+    assert shown.best["median rank"].tolist() == [True, True] + [False] * (len(rows) - 2)
     assert shown.best["abpc ↑"].tolist() == list(rows.abpc_mean == rows.abpc_mean.max())
     assert shown.best["deletion auc ↓"].tolist() == \
         list(rows.deletion_auc_mean == rows.deletion_auc_mean.min())
@@ -150,3 +154,37 @@ def test_no_undefined_count_is_shown_where_every_image_has_a_value(full):
     assert (board[["abpc_undefined", "deletion_auc_undefined"]] == 0).all().all()
     shown = show_leaderboard(board, results.higher_is_better, MARKDOWN)
     assert not shown.cells.map(lambda text: "undefined" in text).any().any()
+
+
+def _board(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
+    """A leaderboard-shaped frame: (backend, explainer, abpc mean, deletion_auc mean) rows."""
+    return pd.DataFrame([{"dataset": "d", "backend": backend, "architecture": "cnn",
+                          "explainer": explainer, "masker": "", "params": "",
+                          "abpc_mean": abpc, "deletion_auc_mean": deletion}
+                         for backend, explainer, abpc, deletion in rows])
+
+
+def test_rows_that_do_not_beat_both_baselines_of_their_model_are_flagged():
+    higher = {"abpc": True, "deletion_auc": False}
+    board = _board([("torch", "random", 0.00, 0.50), ("torch", "edge", 0.20, 0.30),
+                    ("torch", "partition", 0.30, 0.20),  # beats both on both metrics
+                    ("torch", "deep", 0.10, 0.40),  # beats random only
+                    ("torch", "gradient", -0.1, 0.60),  # beats neither
+                    ("torch", "permutation", 0.25, 0.35),  # one of two metrics: no majority
+                    ("keras", "random", 0.40, 0.10),  # keras has no edge baseline
+                    ("keras", "deep", 0.10, 0.40)])
+    below = dict(zip(board["backend"] + ":" + board["explainer"],
+                     flags(board, ["abpc", "deletion_auc"], higher)))
+    assert below == {"torch:random": "", "torch:edge": "", "torch:partition": "",
+                     "torch:deep": "edge", "torch:gradient": "random, edge",
+                     "torch:permutation": "edge", "keras:random": "", "keras:deep": "random"}
+
+
+def test_without_baselines_nothing_is_flagged_and_the_marker_follows_the_flag(full):
+    results, _ = full
+    board = leaderboard(results)
+    assert (board["below_baselines"] == "").all()  # no random or edge row in this store
+    flagged = board.assign(below_baselines=["random"] + [""] * (len(board) - 1))
+    shown = show_leaderboard(flagged, results.higher_is_better, MARKDOWN)
+    assert shown.cells.loc[0, "explainer"].endswith(" †")
+    assert not shown.cells.loc[1:, "explainer"].str.contains("†").any()
