@@ -8,7 +8,6 @@ import pytest
 from xaibench.backend import Attribution
 from xaibench.errors import ConfigError
 from xaibench.metrics import FaithfulnessCorrelation, Infidelity, removal_effects
-from xaibench.registry import metrics
 
 
 def _exact(linear, x):
@@ -105,10 +104,3 @@ def test_square_larger_than_the_image_is_a_config_error(linear, images):
     with pytest.raises(ConfigError, match="square <= 6"):
         Infidelity(square=7, replacement="zero")(linear, x, _exact(linear, x))
 
-
-def test_registry_metadata():
-    for name, better in (("faithfulness_correlation", True), ("infidelity", False)):
-        metric = metrics.get(name)
-        assert metric.name == name and metric.higher_is_better is better
-        assert metric.category == "faithfulness"
-        assert metric.consumes == {"seed", "masker"}

@@ -137,12 +137,3 @@ def test_bad_parameters_are_config_errors(make, message):
     with pytest.raises(ConfigError, match=message):
         make()
 
-
-def test_registry_metadata():
-    from xaibench.registry import metrics
-
-    for name, better in (("smprt", False), ("emprt", True)):
-        metric = metrics.get(name)
-        assert metric.name == name and metric.higher_is_better is better
-        assert metric.category == "randomisation"
-        assert metric.consumes == {"seed", "explain_params"}
