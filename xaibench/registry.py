@@ -202,6 +202,8 @@ explainers.register("permutation", "xaibench.explain.permutation:permutation",
 explainers.register("random", "xaibench.explain.baselines:random",
                     description="baseline: Gaussian noise attributions (a floor for metrics)",
                     minimums={"seed": _SEED}, consumes=("seed",))
+explainers.register("edge", "xaibench.explain.baselines:edge",
+                    description="baseline: Sobel edge magnitude of the image (no model)")
 
 maskers.register("inpaint_telea", "xaibench.explain.maskers:inpaint_telea",
                  description="OpenCV Telea inpainting of masked pixels")
@@ -226,6 +228,14 @@ metrics.register("entropy", "xaibench.metrics.complexity:Entropy",
                  description="entropy of the normalised |attribution| per pixel")
 metrics.register("mprt", "xaibench.metrics.randomisation:MPRT",
                  description="cascading model randomisation: mean Spearman similarity")
+metrics.register("smprt", "xaibench.metrics.randomisation:SmoothMPRT",
+                 description="MPRT of explanations averaged over noisy copies of the input")
+metrics.register("emprt", "xaibench.metrics.randomisation:EfficientMPRT",
+                 description="entropy rise of |attribution| under full model randomisation")
+metrics.register("faithfulness_correlation", "xaibench.metrics.fidelity:FaithfulnessCorrelation",
+                 description="Pearson corr. of attribution mass and output drop, random subsets")
+metrics.register("infidelity", "xaibench.metrics.fidelity:Infidelity",
+                 description="mean squared gap of attribution mass and output drop, squares")
 metrics.register("relevance_mass", "xaibench.metrics.localisation:RelevanceMass",
                  description="share of positive relevance inside the ground-truth mask")
 metrics.register("relevance_rank", "xaibench.metrics.localisation:RelevanceRank",

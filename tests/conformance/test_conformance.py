@@ -19,6 +19,7 @@ EXPLAINER_CASES = {
     "partition": ({"masker": "blur(3,3)", "max_evals": 200}, True, 1e-4),
     "permutation": ({"masker": "blur(3,3)", "max_evals": 2 * 64 + 1}, True, 1e-4),
     "random": ({"seed": 0}, False, 0.0),
+    "edge": ({}, False, 0.0),
 }
 
 

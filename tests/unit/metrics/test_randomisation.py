@@ -1,13 +1,16 @@
-"""Cascading model-parameter randomisation (MPRT) on a numpy ReLU network (and torch)."""
+"""Cascading model-parameter randomisation (MPRT, smooth and efficient MPRT) on a numpy ReLU
+network (and torch)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from xaibench.backend import Backend, ImageSpec
+from xaibench.backend import Attribution, Backend, ImageSpec
 from xaibench.errors import ConfigError
-from xaibench.metrics import MPRT, mprt_curve
+from xaibench.metrics import (MPRT, EfficientMPRT, SmoothMPRT, discrete_entropy, mprt_curve,
+                              smooth_mprt_curve)
+from xaibench.metrics._ranking import pixel_relevance
 from xaibench.metrics.base import MetricContext
 
 
@@ -44,8 +47,9 @@ def test_background_must_be_passed_through_explain_params(net, images):
     x = images(2, net.spec.shape)
     attribution = net.explain("gradient", x, 1, background=np.zeros((1, *net.spec.shape)))
     assert "background" not in attribution.params
-    with pytest.raises(ConfigError, match="explain_params"):
-        MPRT()(net, x, attribution)
+    for metric in (MPRT(), SmoothMPRT(), EfficientMPRT()):
+        with pytest.raises(ConfigError, match="explain_params"):
+            metric(net, x, attribution)
 
 
 def test_torch_backend_randomisation(with_input_explainer):
@@ -65,3 +69,71 @@ def test_torch_backend_randomisation(with_input_explainer):
     assert curve.shape == (3, 1, len(names))
     assert float(curve[..., -1].mean()) < 0.5, curve  # whole model re-initialised
     np.testing.assert_allclose(MPRT()(backend, x, backend.explain("input", x, 2)), 1.0)
+
+
+GRADIENT_PARAMS = {"nsamples": 1}
+
+
+def _gradient(net, x):
+    params = {**GRADIENT_PARAMS, "background": np.zeros((1, *net.spec.shape), np.float32)}
+    return net.explain("gradient", x, 1, **params), params
+
+
+def test_smooth_mprt_without_noise_is_mprt(net, images):
+    x = images(5, net.spec.shape, seed=2)
+    attribution, params = _gradient(net, x)
+    names, curve = mprt_curve(net, x, attribution, explain_params=params, seed=4)
+    smooth_names, smooth = smooth_mprt_curve(net, x, attribution, explain_params=params, seed=4,
+                                             noise=0.0, n_samples=1)
+    assert smooth_names == names
+    np.testing.assert_allclose(smooth, curve, atol=1e-12)
+    np.testing.assert_allclose(SmoothMPRT(noise=0.0, n_samples=1, seed=4)(
+        net, x, attribution, explain_params=params), MPRT(seed=4)(
+        net, x, attribution, explain_params=params), atol=1e-12)
+
+
+def test_smooth_mprt_averages_noisy_copies(net, images, with_input_explainer):
+    x = images(3, net.spec.shape, seed=3)
+    # the input explainer ignores the model: its noise-averaged map is the same for every model
+    np.testing.assert_allclose(SmoothMPRT(noise=0.2, n_samples=4)(net, x,
+                                                                  net.explain("input", x, 2)), 1.0)
+    attribution, params = _gradient(net, x)
+    score = SmoothMPRT(noise=0.05, n_samples=3, seed=1)(net, x, attribution,
+                                                          explain_params=params)
+    assert score.shape == (3, 1) and np.all(score < 0.9), score
+
+
+def test_discrete_entropy_closed_forms():
+    constant = np.full((2, 1, 50), 0.7)
+    np.testing.assert_array_equal(discrete_entropy(constant, 10), 0.0)
+    spread = np.linspace(0.0, 1.0, 100, endpoint=False)  # 10 values in each of 10 bins
+    np.testing.assert_allclose(discrete_entropy(spread, 10), np.log(10))
+    two_values = np.array([0.0] * 3 + [1.0])  # bins 0 and 9: p = 3/4, 1/4
+    np.testing.assert_allclose(discrete_entropy(two_values, 10),
+                               -(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))
+    noise = np.abs(np.random.default_rng(0).standard_normal(5000))
+    assert discrete_entropy(noise, 100) > 3.0  # close to log(100) = 4.6 for unstructured maps
+
+
+def test_efficient_mprt(net, images, with_input_explainer):
+    x = images(4, net.spec.shape, seed=4)
+    np.testing.assert_allclose(EfficientMPRT()(net, x, net.explain("input", x, 2)), 1.0)
+    attribution, params = _gradient(net, x)
+    randomized = net.randomized(len(net.layer_names()), seed=2)
+    again = randomized.explain("gradient", x, attribution.output_indices, **params)
+    expected = (discrete_entropy(np.abs(pixel_relevance(again.values)), 20)
+                / discrete_entropy(np.abs(pixel_relevance(attribution.values)), 20))
+    np.testing.assert_allclose(EfficientMPRT(n_bins=20, seed=2)(
+        net, x, attribution, explain_params=params), expected)
+    constant = Attribution("input", np.ones_like(attribution.values), attribution.output_indices,
+                           attribution.base_values, attribution.model_outputs, 0.0, 0, {})
+    assert np.isnan(EfficientMPRT()(net, x, constant)).all()  # no complexity to rise from
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: SmoothMPRT(noise=-0.1), "noise"), (lambda: SmoothMPRT(n_samples=0), "n_samples"),
+    (lambda: EfficientMPRT(n_bins=1), "n_bins")])
+def test_bad_parameters_are_config_errors(make, message):
+    with pytest.raises(ConfigError, match=message):
+        make()
+

@@ -20,6 +20,10 @@ EXPECTED = {  # name -> (higher_is_better, category, consumes ground-truth masks
     "relevance_rank": (True, "localisation", True),
     "pointing_game": (True, "localisation", True),
     "max_sensitivity": (False, "robustness", False),
+    "faithfulness_correlation": (True, "faithfulness", False),
+    "infidelity": (False, "faithfulness", False),
+    "smprt": (False, "randomisation", False),
+    "emprt": (True, "randomisation", False),
     "seconds_per_image": (False, "cost", False),
     "evals_per_image": (False, "cost", False),
 }
@@ -42,7 +46,7 @@ def test_every_metric_is_registered_with_its_direction():
         assert (cls.higher_is_better, cls.category, "masks" in cls.consumes) == (
             higher, category, needs_masks)
     assert {n for n in metrics if "explain_params" in metrics.get(n).consumes} \
-        == {"mprt", "max_sensitivity"}
+        == {"mprt", "smprt", "emprt", "max_sensitivity"}
 
 
 def test_import_loads_no_framework():
