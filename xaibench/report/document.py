@@ -4,8 +4,8 @@ Layout of what :func:`render` writes into the results directory::
 
     report.md / report.html / report.tex   the documents (report.html is self-contained)
     report.csv                             summary_table: every number of every configuration
-    tables/<table>.csv                     leaderboard, runtime, models, parity, failures,
-                                           agreement_<dataset> (with "csv")
+    tables/<table>.csv                     leaderboard, home_advantage, runtime, models,
+                                           parity, failures, agreement_<dataset> (with "csv")
     tables/<table>_<dataset>.tex           each document table as a LaTeX fragment (with "tex")
     figures/<figure>_<dataset>.{png,svg}   explanations, topk, curves, runtime, agreement, mprt
 """
@@ -25,8 +25,9 @@ from xaibench.report import plots
 from xaibench.report._formats import WRITERS, Notation, Shown, Writer
 from xaibench.report.figures import explanation_figure, topk_figure
 from xaibench.report.pairwise import agreement_table, parity_table, show_agreement, show_parity
-from xaibench.report.tables import (Results, failure_table, leaderboard, model_table,
-                                    runtime_table, show_failures, show_leaderboard, show_models,
+from xaibench.report.tables import (Results, failure_table, home_advantage_table,
+                                    leaderboard, model_table, runtime_table, show_failures,
+                                    show_home_advantage, show_leaderboard, show_models,
                                     show_runtime, summary_table)
 
 if TYPE_CHECKING:
@@ -120,7 +121,8 @@ def _render(results: Results, formats: list[str], root: Path) -> list[Path]:
 
 def _numbers(results: Results) -> dict[str, "pd.DataFrame"]:
     """The numeric tables, computed once: one frame per table, agreement one per dataset."""
-    return {"leaderboard": leaderboard(results), "runtime": runtime_table(results),
+    return {"leaderboard": leaderboard(results),
+            "home_advantage": home_advantage_table(results), "runtime": runtime_table(results),
             "models": model_table(results), "parity": parity_table(results),
             "failures": failure_table(results),
             **{f"agreement_{dataset}": agreement_table(results, dataset)
@@ -156,6 +158,7 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"], data
                       root: Path) -> list[_Section]:
     """The sections of one dataset (empty ones left out); draws its figures."""
     board, runtime = _of(numbers["leaderboard"], dataset), _of(numbers["runtime"], dataset)
+    home = _of(numbers["home_advantage"], dataset)
     models, failures = _of(numbers["models"], dataset), _of(numbers["failures"], dataset)
     parity, agreement = _of(numbers["parity"], dataset), numbers[f"agreement_{dataset}"]
     if len(agreement) < 2:  # a configuration agrees with itself: nothing to show
@@ -176,8 +179,13 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"], data
         ("Leaderboard", table(board, "leaderboard", "configurations ranked; metrics as mean "
                               "± 95 % CI over images, best in bold, images where a metric is "
                               "undefined counted in brackets; rank: mean rank over the "
-                              "metrics (1 = best)",
-                              lambda rows, n: show_leaderboard(rows, higher, n))),
+                              "metrics (1 = best); metric@ruler: pixels removed by that ruler, "
+                              "the same for every row; abpc is the symmetric relevance gain "
+                              "SRG = AUC(LeRF) − AUC(MoRF) (Blücher et al., TMLR 2024)",
+                              lambda rows, n: show_leaderboard(rows, higher, n))
+         + table(home, "home_advantage", "home advantage: each masker's score under its own "
+                 "ruler against the other rulers (mean of their means, median); advantage > 0: "
+                 "better at home", show_home_advantage)),
         ("Cost", table(runtime, "runtime", "cost of the explanation alone: seconds and model "
                        "evaluations per image, evaluations per second", show_runtime)
          + figure(plots.runtime_figure, "runtime",

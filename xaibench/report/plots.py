@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xaibench.metrics.faithfulness import (CURVE_ARRAYS, CURVE_SPACES, SCORE_SPREAD_ARRAY,
-                                           normalised_curves)
+from xaibench.metrics.faithfulness import (KINDS, SCORE_SPREAD_ARRAY, curve_array,
+                                           curve_space_array, normalised_curves)
 from xaibench.metrics.randomisation import MPRT_ARRAY, MPRT_LAYERS
 from xaibench.report.figures import save
 from xaibench.report.tables import IDENTITY, Results, ci95, config_labels, summary_table
@@ -105,11 +105,12 @@ def _new_figure(width: float, height: float):
 
 def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     """Write the deletion (top row) and insertion curves (bottom row) of ``dataset``'s
-    configurations, a column per backend (stored arrays :data:`CURVE_ARRAYS`), probabilities as
-    they are and scores normalised by :data:`SCORE_SPREAD_ARRAY` (stores without
-    :data:`CURVE_SPACES` hold scores; without spreads they are drawn raw); None when no cell
-    stored them."""
-    pooled = {kind: _pooled(results, dataset, name) for kind, name in CURVE_ARRAYS.items()}
+    configurations under the first ruler that has them (:func:`curve_ruler`), a column per
+    backend, probabilities as they are and scores normalised by :data:`SCORE_SPREAD_ARRAY`
+    (without spaces stored they are scores; without spreads they are drawn raw); None when no
+    cell stored them. The title names the ruler."""
+    ruler = curve_ruler(results, dataset)
+    pooled = {kind: _pooled(results, dataset, curve_array(kind, ruler)) for kind in KINDS}
     spreads = _pooled(results, dataset, SCORE_SPREAD_ARRAY)
     lines = _lines(results, dataset)
     lines = lines[lines["label"].isin({label for curves in pooled.values() for label in curves})]
@@ -119,7 +120,8 @@ def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     figure = _new_figure(1.5 + 3.6 * len(backends), 7.5)
     axes = figure.subplots(2, len(backends), sharex=True, sharey="row", squeeze=False)
     for row, (kind, curves) in zip(axes, pooled.items()):
-        spaces = {label: _curve_space(raw, arrays.get(CURVE_SPACES[kind]), spreads.get(label))
+        spaces = {label: _curve_space(raw, arrays.get(curve_space_array(kind, ruler)),
+                                      spreads.get(label))
                   for label, (raw, arrays) in curves.items()}
         for ax, backend in zip(row, backends):
             for line in lines[lines["backend"] == backend].itertuples():
@@ -140,9 +142,19 @@ def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     for ax in axes[-1]:
         ax.set_xlabel("fraction of pixels removed / restored\n(most relevant first)")
     _legend(figure, axes, columns=4)
-    figure.suptitle(f"{dataset}: perturbation curves of the top-1 output\n"
-                    "(median and interquartile range over images)", fontsize=11)
+    filled = "each cell's own masker" if ruler == "masker" else f"ruler {ruler}"
+    figure.suptitle(f"{dataset}: perturbation curves of the top-1 output, pixels removed by "
+                    f"{filled}\n(median and interquartile range over images)", fontsize=11)
     return save(figure, path)
+
+
+def curve_ruler(results: Results, dataset: str) -> str:
+    """The ruler whose curves :func:`curves_figure` draws: the first of ``dataset``'s rulers
+    (in the order of ``[evaluation]``), "masker" when its metrics have none."""
+    rulers = ((results.meta.get("resolved_config") or {}).get("evaluation") or {}).get("rulers")
+    cells = results.cells.loc[results.cells["dataset"] == dataset, "cell_key"]
+    present = set(results.scores.loc[results.scores["cell_key"].isin(cells), "ruler"]) - {""}
+    return next((ruler for ruler in rulers or sorted(present) if ruler in present), "masker")
 
 
 def _curve_space(curves: np.ndarray, space: np.ndarray | None,

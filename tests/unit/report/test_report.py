@@ -39,8 +39,9 @@ TABLES = ["leaderboard", "runtime", "agreement", "parity", "models", "failures"]
 def test_render_writes_every_format_table_and_figure(run):
     root, _, written = run
     expected = {"report.md", "report.csv", "report.tex", "report.html",
-                *(f"tables/{name}.csv" for name in ["leaderboard", "runtime", "models", "parity",
-                                                    "failures", f"agreement_{DATASET}"]),
+                *(f"tables/{name}.csv" for name in ["leaderboard", "home_advantage", "runtime",
+                                                    "models", "parity", "failures",
+                                                    f"agreement_{DATASET}"]),
                 *(f"tables/{name}_{DATASET}.tex" for name in TABLES),
                 *(f"figures/{name}_{DATASET}.{suffix}" for name in FIGURES
                   for suffix in ("png", "svg"))}
