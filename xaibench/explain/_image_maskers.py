@@ -191,7 +191,9 @@ class NoisyLinearMasker(FloatImageMasker):
     inside the image; hidden neighbours are unknowns too, so all hidden pixels come from one
     sparse linear system per image (one right-hand side per channel). Gaussian noise of
     standard deviation ``noise`` (from ``seed``, the same for every call) is added to the
-    imputed values; kept channels are put back exactly. With every pixel hidden there is
+    imputed values, which are then clipped to the image's own value range [min, max] (as the
+    inpainting fills are: a model's declared input range must hold); kept channels are put
+    back exactly. With every pixel hidden there is
     nothing to impute from and the hidden features take the image's per-channel mean.
     """
 
@@ -212,7 +214,7 @@ class NoisyLinearMasker(FloatImageMasker):
             filled = image.copy()
             filled[hole] = impute_linear(image, hole)
             noise = np.random.default_rng(self.seed).normal(0.0, self.noise, filled[hole].shape)
-            filled[hole] += noise
+            filled[hole] = np.clip(filled[hole] + noise, image.min(), image.max())
         out = flat.copy()
         hidden_flat = hidden.reshape(-1)
         out[hidden_flat] = filled.reshape(-1)[hidden_flat].astype(flat.dtype)

@@ -345,7 +345,9 @@ def test_metrics_declare_what_they_consume(name):
     metric_class = registry.metrics.get(name)
     assert metric_class.consumes <= set(METRIC_INPUTS)
     assert ("seed" in metric_class.consumes) == ("seed" in _keywords(metric_class, 0))
-    assert metric_class.consumes - {"seed"} <= set(_keywords(metric_class.__call__, 4))
+    if "ruler" in metric_class.consumes:  # the ruler is passed as the replacement
+        assert "replacement" in _keywords(metric_class, 0)
+    assert metric_class.consumes - {"seed", "ruler"} <= set(_keywords(metric_class.__call__, 4))
 
 
 def test_declared_minimums_are_the_explainers_own():
