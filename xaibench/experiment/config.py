@@ -387,6 +387,7 @@ def _metric(name: str, params: dict[str, Any]) -> None:
 
 def _evaluation(table: dict[str, Any], image_shape: tuple[int, int, int]) -> EvaluationConfig:
     """The rulers of ``[evaluation]`` in canonical form (default: :func:`default_rulers`)."""
+    from xaibench.explain.maskers import parse_masker_spec
     from xaibench.metrics._replacement import CONSTANT_FILLS, default_rulers
 
     _check_keys(table, _EVALUATION_KEYS, "[evaluation]")
@@ -403,6 +404,12 @@ def _evaluation(table: dict[str, Any], image_shape: tuple[int, int, int]) -> Eva
             raise ConfigError("[evaluation] rulers: 'masker' (each cell's own masker) would score "
                               "rows with different rulers; list masker specs such as "
                               "'inpaint_telea', or 'mean' / 'zero'")
+        known = [*registry.maskers, *CONSTANT_FILLS]
+        name = parse_masker_spec(ruler)[0]
+        if name not in known:
+            raise ConfigError(f"[evaluation] rulers: unknown ruler {name!r}"
+                              f"{registry.did_you_mean(name, known)}; a ruler is one of "
+                              f"{', '.join(known)} (maskers with arguments, e.g. 'blur(8,8)')")
         canonical.append(ruler if ruler in CONSTANT_FILLS
                          else _masker_spec(ruler, "[evaluation] rulers", image_shape))
     if len(set(canonical)) != len(canonical):

@@ -44,6 +44,18 @@ def test_masker_specs_are_canonical(tiny_toml):
     assert config.explainers[0].maskers == ("blur(3,ky=3)", "inpaint_ns")
 
 
+def test_rulers_default_to_blur_scaled_to_the_image_inpainting_and_the_mean(tiny_toml):
+    assert parse_config(tiny_toml).evaluation.rulers == ("blur(2,2)", "inpaint_telea", "mean")
+    fashion = parse_config(tiny_toml.replace('name = "digits"', 'name = "fashion_mnist"'))
+    assert fashion.evaluation.rulers == ("blur(8,8)", "inpaint_telea", "mean")  # 28x28
+
+
+def test_rulers_are_canonical_and_kept_in_order(tiny_toml):
+    config = parse_config(f'{tiny_toml}\n[evaluation]\nrulers = ["zero", "blur( 3, ky=3 )", '
+                          f'"noisy_linear(0.05)"]\n')
+    assert config.evaluation.rulers == ("zero", "blur(3,ky=3)", "noisy_linear(0.05)")
+
+
 def test_validation_imports_no_framework(tiny_toml):
     before = set(sys.modules)
     start = time.perf_counter()
