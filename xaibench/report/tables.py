@@ -324,8 +324,11 @@ def show_plain(rows: "pd.DataFrame", texts: list[str], numbers: dict[str, tuple[
 
 
 def header(metric: str, higher: bool, notation: Notation) -> str:
-    """A metric's column header: its name and the direction of better, e.g. "deletion auc ↓"."""
-    return f"{notation.escape(metric.replace('_', ' '))} {notation.up if higher else notation.down}"
+    """A metric's column header: its name and the direction of better, e.g. "deletion auc ↓"
+    (a ruler kept as written: "deletion auc@inpaint_telea ↓")."""
+    name, at, ruler = metric.partition("@")
+    return (f"{notation.escape(name.replace('_', ' ') + at + ruler)} "
+            f"{notation.up if higher else notation.down}")
 
 
 def show_leaderboard(rows: "pd.DataFrame", higher_is_better: dict[str, bool],
