@@ -213,6 +213,8 @@ maskers.register("blur", "xaibench.explain.maskers:blur",
                  description="masked pixels replaced by a box blur of the image, blur(kx,ky)")
 maskers.register("constant", "xaibench.explain.maskers:constant",
                  description="masked pixels set to a constant value, constant(v)")
+maskers.register("noisy_linear", "xaibench.explain.maskers:noisy_linear",
+                 description="ROAD noisy linear imputation: neighbour mean (1/6, 1/12) + noise")
 
 metrics.register("additivity", "xaibench.metrics.additivity:AdditivityGap",
                  description="|sum(phi) - (f(x) - base)| per image and output")
@@ -221,7 +223,8 @@ metrics.register("deletion_auc", "xaibench.metrics.faithfulness:DeletionAUC",
 metrics.register("insertion_auc", "xaibench.metrics.faithfulness:InsertionAUC",
                  description="AUC of the insertion curve (most relevant restored first)")
 metrics.register("abpc", "xaibench.metrics.faithfulness:ABPC",
-                 description="area between the LeRF and MoRF perturbation curves")
+                 description="SRG (symmetric relevance gain, Bluecher et al. TMLR 2024): "
+                             "AUC(LeRF) - AUC(MoRF), the area between the curves")
 metrics.register("gini", "xaibench.metrics.complexity:Gini",
                  description="Gini sparseness of |attribution| per pixel")
 metrics.register("entropy", "xaibench.metrics.complexity:Entropy",

@@ -179,6 +179,33 @@ def test_bad_metric_params(table, match):
     _rejected(text, match)
 
 
+@pytest.mark.parametrize("evaluation, match", [
+    ('rulers = ["blur(3,3)", "meen"]', r"\[evaluation\] rulers: unknown ruler 'meen' — did you "
+                                       r"mean 'mean'\?; a ruler is one of .*noisy_linear.*zero"),
+    ('rulers = ["inpaint_tela"]', r"unknown ruler 'inpaint_tela' — did you mean "
+                                  r"'inpaint_telea'"),
+    ('rulers = ["blur(9,9)"]', r"\[evaluation\] rulers: masker spec 'blur\(9,9\)': blur kernel "
+                               r"kx x ky = 9x9 is larger than the 8x8 \(width x height\) images"),
+    ('rulers = ["noisy_linear(-0.1)"]', r"noisy_linear noise must be a number >= 0"),
+    ('rulers = ["masker"]', r"'masker' \(each cell's own masker\) would score rows with "
+                            r"different rulers"),
+    ("rulers = []", r"\[evaluation\] 'rulers' is empty; list at least one"),
+    ('rulers = ["mean", "blur(2,2)", "mean"]', r"\[evaluation\] rulers lists a ruler twice"),
+    ('rulers = "mean"', r"'rulers' must be a list"),
+    ('ruler = ["mean"]', r"unknown key 'ruler' in \[evaluation\] — did you mean 'rulers'\?"),
+], ids=["did-you-mean-fill", "did-you-mean-masker", "too-large", "bad-argument", "masker",
+        "empty", "twice", "not-a-list", "unknown-key"])
+def test_bad_rulers(evaluation, match):
+    _rejected(f"{TINY_TOML}\n[evaluation]\n{evaluation}\n", match)
+
+
+def test_a_metric_scored_per_ruler_may_not_set_its_replacement():
+    text = _edit(TINY_TOML, 'metrics = ["additivity"]',
+                 'metrics = ["abpc"]\n[metric_params]\nabpc = { replacement = "blur(2,2)" }')
+    _rejected(text, r"\[metric_params\] abpc: 'replacement' is set by the rulers of "
+                    r"\[evaluation\], .*; list 'blur\(2,2\)' in \[evaluation\] rulers instead")
+
+
 # --- backends ---------------------------------------------------------------------------------
 def test_an_explainer_the_backend_cannot_run_lists_those_it_can(monkeypatch):
     entry = registry.backends.entry("torch")
@@ -186,7 +213,7 @@ def test_an_explainer_the_backend_cannot_run_lists_those_it_can(monkeypatch):
                         type(entry)(**{**vars(entry), "native_explainers": frozenset({"deep"})}))
     text = _edit(TINY_TOML, 'name = "deep"', 'name = "gradient"')
     _rejected(text, r"\[\[explainers\]\] #2 \(gradient\): backend 'torch' \(\[\[models\]\] "
-                    r"#1\) cannot run explainer 'gradient'; it runs: deep, partition, "
+                    r"#1\) cannot run explainer 'gradient'; it runs: deep, edge, partition, "
                     r"permutation, random — remove the explainer or that model")
 
 

@@ -61,6 +61,31 @@ def test_a_store_of_the_older_schema_is_refused_with_the_way_out(tmp_path):
         Store(tmp_path)
 
 
+def test_a_store_of_schema_2_without_rulers_is_refused_with_the_way_out(tmp_path):
+    _filled(tmp_path)
+    # as version 2 wrote it: metric rows without a ruler
+    _sql(tmp_path, "ALTER TABLE metrics RENAME TO old", "CREATE TABLE metrics AS SELECT "
+         "cell_key, metric, image, output, value, higher_is_better, category FROM old",
+         "DROP TABLE old", "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with pytest.raises(DataError, match=rf"was written by an older xaibench \(store schema 2, "
+                                        rf"this version reads {SCHEMA_VERSION}: faithfulness "
+                                        rf"metrics are now scored under every \[evaluation\] "
+                                        rf"ruler\); {AFRESH}"):
+        Store(tmp_path)
+
+
+def test_metric_rows_keep_their_ruler(tmp_path):
+    store = Store(tmp_path)
+    record = CellRecord("k1", "digits", "torch", "mlp", "m1", "random", None, {}, 0, 1)
+    rows = [MetricRow("abpc", 0, 0, 0.5 + i, True, "faithfulness", ruler)
+            for i, ruler in enumerate(["mean", "blur(2,2)"])]
+    store.put_cell(record, {"values": np.zeros((1, 4, 4, 1, 1), np.float32)},
+                   [*rows, MetricRow("gini", 0, 0, 0.1, True, "complexity")])
+    frame = store.frame("metrics").set_index(["metric", "ruler"])["value"]
+    assert frame.to_dict() == {("abpc", "mean"): 0.5, ("abpc", "blur(2,2)"): 1.5,
+                               ("gini", ""): 0.1}
+
+
 def test_a_store_of_a_newer_schema_is_refused(tmp_path):
     _filled(tmp_path)
     _sql(tmp_path, f"UPDATE meta SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'")

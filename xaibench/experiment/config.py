@@ -12,6 +12,13 @@ Schema (keys marked *required* must be present; every other key shows its defaul
     max_sensitivity = { radius = 0.05 }   # (a metric taking ``seed`` gets the cell's seed
                                           # unless set here)
 
+    [evaluation]                          # how faithfulness metrics remove pixels
+    rulers = ["blur(8,8)", "inpaint_telea", "mean"]   # every cell is scored under every ruler
+                                          # by the metrics consuming one (deletion_auc,
+                                          # insertion_auc, abpc); a masker spec, "mean" or
+                                          # "zero" (default: blur scaled to the image, Telea
+                                          # inpainting and the image mean)
+
     [dataset]                             # required
     name = "fashion_mnist"                # required: dataset registry name
     params = {}                           # keyword arguments of the dataset's loader
@@ -93,6 +100,9 @@ What is checked, and how, without importing a deep-learning framework:
   a budget param and ``seeds`` one that consumes a seed, and neither may be set in ``params``
   too;
 - metric objects are constructed from their params (they check the values themselves);
+- rulers are replacements of :mod:`xaibench.metrics._replacement`, masker specs checked like
+  the explainers' for the image shape, listed once each; a metric scored per ruler (``ruler``
+  in its ``consumes``) may not set ``replacement`` in ``[metric_params]``;
 - masker specs are parsed by :func:`xaibench.explain.maskers.parse_masker_spec` and their
   arguments bound against the registered masker factory and checked for the dataset's image
   shape (:func:`xaibench.explain.maskers.resolve_masker_spec`);
@@ -135,8 +145,9 @@ RUNNER_SUPPLIED = ("masker", "background")
 #: their defaults
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 1, "batch_size": 128, "lr": 1e-3}
 
-_TOP_KEYS = ("name", "seed", "output", "metrics", "metric_params", "dataset", "images", "models",
-             "explainers")
+_TOP_KEYS = ("name", "seed", "output", "metrics", "metric_params", "evaluation", "dataset",
+             "images", "models", "explainers")
+_EVALUATION_KEYS = ("rulers",)
 _DATASET_KEYS = ("name", "params", "n_train", "n_background")
 _IMAGES_KEYS = ("first", "correct", "wrong")
 _MODEL_KEYS = ("backend", "architecture", "params", "train", "weights_from")
@@ -221,6 +232,14 @@ class ExplainerConfig:
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """The rulers: the replacements every cell is scored under by the metrics consuming one
+    (empty: each metric's own ``replacement``, as outside an experiment)."""
+
+    rulers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A validated experiment file (treat the ``params`` dicts as read-only)."""
 
@@ -235,6 +254,7 @@ class ExperimentConfig:
     #: constructor arguments by metric name (only for metrics that have some)
     metric_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     images: ImagesConfig = ImagesConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     #: the TOML text it was parsed from, or the JSON text of its dict (recorded with the results)
     source: str = field(default="", compare=False, repr=False)
 
@@ -340,6 +360,7 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
                               f"(metrics: {', '.join(metrics)})")
         _metric(metric, _value(metric_params, metric, "[metric_params]", dict))
     dataset, info = _dataset(_value(data, "dataset", "the top level", dict))
+    evaluation = _evaluation(_value(data, "evaluation", "the top level", dict, {}), info.shape)
     if not info.has_masks:
         needing = [m for m in metrics if "masks" in registry.metrics.get(m).consumes]
         if needing:
@@ -360,6 +381,7 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
         metric_params=metric_params,
         dataset=dataset,
         images=_images(_value(data, "images", "the top level", dict, {})),
+        evaluation=evaluation,
         models=models,
         explainers=explainers,
         source=text,
@@ -376,6 +398,42 @@ def _metric(name: str, params: dict[str, Any]) -> None:
         metric_class(**params)
     except XaibenchError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    if "ruler" in metric_class.consumes and "replacement" in params:
+        raise ConfigError(f"{where}: 'replacement' is set by the rulers of [evaluation], under "
+                          f"each of which every cell is scored; list {params['replacement']!r} "
+                          f"in [evaluation] rulers instead")
+
+
+def _evaluation(table: dict[str, Any], image_shape: tuple[int, int, int]) -> EvaluationConfig:
+    """The rulers of ``[evaluation]`` in canonical form (default: :func:`default_rulers`)."""
+    from xaibench.explain.maskers import parse_masker_spec
+    from xaibench.metrics._replacement import CONSTANT_FILLS, default_rulers
+
+    _check_keys(table, _EVALUATION_KEYS, "[evaluation]")
+    rulers = _value(table, "rulers", "[evaluation]", list, None)
+    if rulers is None:
+        return EvaluationConfig(default_rulers(image_shape))
+    if not rulers:
+        raise ConfigError("[evaluation] 'rulers' is empty; list at least one, e.g. "
+                          "rulers = [\"blur(8,8)\", \"inpaint_telea\", \"mean\"]")
+    canonical = []
+    for ruler in rulers:
+        ruler = _string(ruler, "an entry of [evaluation] rulers")
+        if ruler == "masker":
+            raise ConfigError("[evaluation] rulers: 'masker' (each cell's own masker) would score "
+                              "rows with different rulers; list masker specs such as "
+                              "'inpaint_telea', or 'mean' / 'zero'")
+        known = [*registry.maskers, *CONSTANT_FILLS]
+        name = parse_masker_spec(ruler)[0]
+        if name not in known:
+            raise ConfigError(f"[evaluation] rulers: unknown ruler {name!r}"
+                              f"{registry.did_you_mean(name, known)}; a ruler is one of "
+                              f"{', '.join(known)} (maskers with arguments, e.g. 'blur(8,8)')")
+        canonical.append(ruler if ruler in CONSTANT_FILLS
+                         else _masker_spec(ruler, "[evaluation] rulers", image_shape))
+    if len(set(canonical)) != len(canonical):
+        raise ConfigError(f"[evaluation] rulers lists a ruler twice: {canonical}")
+    return EvaluationConfig(tuple(canonical))
 
 
 def _dataset(table: dict[str, Any]) -> tuple[DatasetConfig, DatasetInfo]:

@@ -10,8 +10,9 @@ keys on every run (resume), and changing anything that matters gives new ones:
   model's key hashes its declarations (model, layout, value range, class names) and the SHA-256
   of its weights file instead of its paths, so a changed file gives new keys;
 - a cell's key hashes its model's key, the image selection, the explainer, masker, targets,
-  params, metrics (with their params) and the run seed (and ``n_background`` for explainers
-  that consume a background, as their registry entry declares). Random choices inside a cell
+  params, metrics (with their params), the run seed, the rulers of ``[evaluation]`` when a
+  metric is scored per ruler, and ``n_background`` for explainers that consume a background
+  (as the registry entries declare). Random choices inside a cell
   use a seed derived from its key — for a copied model, from the key its cell has on the source model, so that a parity experiment
   (one trained model copied into other frameworks) draws the same random numbers everywhere.
 
@@ -154,6 +155,8 @@ def make_plan(config: ExperimentConfig, data_fingerprint: str | None = None) -> 
                             "seed": config.seed}
                 if "background" in consumes:
                     identity["n_background"] = config.dataset.n_background
+                if any("ruler" in registry.metrics.get(name).consumes for name in config.metrics):
+                    identity["rulers"] = list(config.evaluation.rulers)
                 key = stable_hash(identity)
                 # a copy's cells draw the random numbers of their twins on the source model
                 seed = derive_seed(key if model.weights_from is None else

@@ -327,9 +327,9 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
     context = MetricContext()
     inputs = {"masker": cell.masker, "masks": masks, "context": context,
               "explain_params": params}
-    rows = [row for name in config.metrics
+    rows = [row for name in config.metrics for ruler in metric_rulers(name, config)
             for row in score_metric(name, config.metric_params.get(name, {}), cell.seed,
-                                    backend, x, attribution, inputs)]
+                                    backend, x, attribution, inputs, ruler=ruler)]
     arrays = _cell_arrays(attribution, x, masks, dataset.y_test[image_ids],
                           test_scores[image_ids], image_ids, context)
     store.put_cell(_record(cell, attribution.n_images, attribution.wall_seconds,
@@ -345,14 +345,25 @@ def explain_params(cell: Cell, background: np.ndarray) -> dict[str, Any]:
     return {**cell.params, **{key: value for key, value in supplied.items() if key in consumes}}
 
 
+def metric_rulers(name: str, config: ExperimentConfig) -> tuple[str | None, ...]:
+    """The rulers metric ``name`` is scored under: every ruler of ``[evaluation]`` for a metric
+    consuming one, else (None,) — scored once, with its own params."""
+    if "ruler" in registry.metrics.get(name).consumes and config.evaluation.rulers:
+        return config.evaluation.rulers
+    return (None,)
+
+
 def score_metric(name: str, params: dict[str, Any], seed: int, backend: Backend,
-                 x: np.ndarray, attribution: Attribution,
-                 inputs: dict[str, Any]) -> list[MetricRow]:
+                 x: np.ndarray, attribution: Attribution, inputs: dict[str, Any], *,
+                 ruler: str | None = None) -> list[MetricRow]:
     """The rows of metric ``name`` built with ``params`` (and the cell's ``seed`` unless they
-    set one, if it consumes a seed), called with the ``inputs`` it consumes."""
+    set one, if it consumes a seed; ``ruler`` as its ``replacement``), called with the
+    ``inputs`` it consumes; the rows carry the ruler ("" without)."""
     metric_class = registry.metrics.get(name)
     if "seed" in metric_class.consumes:
         params = {"seed": seed, **params}
+    if ruler is not None:
+        params = {**params, "replacement": ruler}
     metric = metric_class(**params)
     scores = np.asarray(metric(backend, x, attribution, **{
         key: value for key, value in inputs.items() if key in metric_class.consumes}),
@@ -361,7 +372,7 @@ def score_metric(name: str, params: dict[str, Any], seed: int, backend: Backend,
         raise XaibenchError(f"metric '{name}' returned shape {scores.shape}, expected "
                             f"{attribution.output_indices.shape} (images, outputs)")
     return [MetricRow(name, image, output, float(scores[image, output]),
-                      metric.higher_is_better, metric.category)
+                      metric.higher_is_better, metric.category, ruler or "")
             for image in range(scores.shape[0]) for output in range(scores.shape[1])]
 
 

@@ -8,7 +8,8 @@ Layout of a results directory::
 
 Reports are rendered from this store only. Meta ``schema_version`` (:data:`SCHEMA_VERSION`)
 dates the layout: version 1 (no such key) keyed cells without the data's fingerprint and let
-edited configs pool their cells, so such a store is refused with the way out (``--replace``).
+edited configs pool their cells; version 2 scored faithfulness with each cell's own masker and
+its metric rows have no ruler. Older stores are refused with the way out (``--replace``).
 A file that is not SQLite, is truncated or lacks the tables is refused with the same advice.
 Every error of the database or the files is a :class:`DataError` naming the file and the fix.
 """
@@ -35,7 +36,7 @@ from xaibench._files import write_atomic
 from xaibench.errors import ConfigError, DataError
 
 #: the layout written by this version; see the module notes
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LOCK_NAME = "store.lock"
 _STORE_NAME = "store.sqlite"
 
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS cells (
 CREATE TABLE IF NOT EXISTS metrics (
     cell_key TEXT NOT NULL, metric TEXT NOT NULL, image INTEGER NOT NULL,
     output INTEGER NOT NULL, value REAL, higher_is_better INTEGER NOT NULL,
-    category TEXT NOT NULL, PRIMARY KEY (cell_key, metric, image, output)
+    category TEXT NOT NULL, ruler TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (cell_key, metric, ruler, image, output)
 );
 """
 
@@ -106,6 +108,8 @@ class MetricRow:
     value: float
     higher_is_better: bool
     category: str
+    #: the replacement that removed pixels ([evaluation] rulers); "" for metrics without one
+    ruler: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,11 +170,12 @@ class Store:
                 raise DataError(f"{self.path} is corrupt (SQLite: {' '.join(problem.split())}); "
                                 f"{afresh}")
             missing = _missing_columns(con)
-            if missing:
-                raise DataError(f"{self.path} is not an xaibench results store (it lacks "
-                                f"{', '.join(missing)}); {afresh}")
-            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+                if "meta.key" not in missing and "table meta" not in missing else None
         version = row[0] if row else "1"  # version 1 did not record it
+        if missing and (row is None or version == str(SCHEMA_VERSION)):
+            raise DataError(f"{self.path} is not an xaibench results store (it lacks "
+                            f"{', '.join(missing)}); {afresh}")
         if version != str(SCHEMA_VERSION):
             newer = version.isdigit() and int(version) > SCHEMA_VERSION
             raise DataError(
@@ -178,8 +183,8 @@ class Store:
                 f"version reads {SCHEMA_VERSION}); upgrade xaibench or choose another --output"
                 if newer else
                 f"{self.path} was written by an older xaibench (store schema {version}, this "
-                f"version reads {SCHEMA_VERSION}: cell keys now include the data's "
-                f"fingerprint); {afresh}")
+                f"version reads {SCHEMA_VERSION}: {_CHANGES.get(version, 'its layout differs')}); "
+                f"{afresh}")
 
     # --- meta ---------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
@@ -235,10 +240,10 @@ class Store:
             con.execute(f"INSERT OR REPLACE INTO cells ({', '.join(row)}) "
                         f"VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
             con.executemany(
-                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(record.cell_key, m.metric, m.image, m.output,
                   None if not np.isfinite(m.value) else float(m.value),
-                  int(m.higher_is_better), m.category) for m in metrics])
+                  int(m.higher_is_better), m.category, m.ruler) for m in metrics])
 
     def _write_arrays(self, cell_key: str, arrays: dict[str, np.ndarray]) -> tuple[str, str]:
         buffer = io.BytesIO()
@@ -340,6 +345,9 @@ class Store:
         return df
 
 
+#: what changed since each older schema version (shown when refusing such a store)
+_CHANGES = {"1": "cell keys now include the data's fingerprint",
+            "2": "faithfulness metrics are now scored under every [evaluation] ruler"}
 _START_AFRESH = ("move it away, or start afresh with `xaibench run CONFIG --output {} "
                  "--replace` (discards its results)")
 _WRITABLE = "make {} writable or choose another --output"

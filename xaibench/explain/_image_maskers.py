@@ -176,3 +176,82 @@ class ConstantMasker(FloatImageMasker):
 
     def __repr__(self) -> str:
         return f"ConstantMasker(shape={self.input_shape}, value={self.value:g})"
+
+
+#: ROAD's neighbour weights: (row offset, column offset) -> weight (they sum to 1 inside)
+_NEIGHBOUR_WEIGHTS = {(-1, 0): 1 / 6, (1, 0): 1 / 6, (0, -1): 1 / 6, (0, 1): 1 / 6,
+                      (-1, -1): 1 / 12, (-1, 1): 1 / 12, (1, -1): 1 / 12, (1, 1): 1 / 12}
+
+
+class NoisyLinearMasker(FloatImageMasker):
+    """ROAD's noisy linear imputation (Rong et al., ICML 2022).
+
+    Every hidden pixel (any channel hidden) is the weighted mean of its 8 neighbours, direct
+    ones weighing 1/6 and diagonal ones 1/12, the weights renormalised over the neighbours
+    inside the image; hidden neighbours are unknowns too, so all hidden pixels come from one
+    sparse linear system per image (one right-hand side per channel). Gaussian noise of
+    standard deviation ``noise`` (from ``seed``, the same for every call) is added to the
+    imputed values, which are then clipped to the image's own value range [min, max] (as the
+    inpainting fills are: a model's declared input range must hold); kept channels are put
+    back exactly. With every pixel hidden there is
+    nothing to impute from and the hidden features take the image's per-channel mean.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], noise: float = 0.01, seed: int = 0) -> None:
+        self.noise, self.seed = float(noise), int(seed)
+        super().__init__(f"noisy_linear({self.noise:g},{self.seed})", shape)
+
+    def _prepare(self, image: np.ndarray) -> np.ndarray:
+        return image.astype(np.float64)
+
+    def _fill(self, flat: np.ndarray, keep: np.ndarray, image: np.ndarray) -> np.ndarray:
+        hidden = ~keep.reshape(self.input_shape)
+        hole = hidden.any(axis=-1)
+        if hole.all():
+            filled = np.broadcast_to(image.reshape(-1, image.shape[-1]).mean(axis=0),
+                                     image.shape)
+        else:
+            filled = image.copy()
+            filled[hole] = impute_linear(image, hole)
+            noise = np.random.default_rng(self.seed).normal(0.0, self.noise, filled[hole].shape)
+            filled[hole] = np.clip(filled[hole] + noise, image.min(), image.max())
+        out = flat.copy()
+        hidden_flat = hidden.reshape(-1)
+        out[hidden_flat] = filled.reshape(-1)[hidden_flat].astype(flat.dtype)
+        return out
+
+    def __repr__(self) -> str:
+        return (f"NoisyLinearMasker(shape={self.input_shape}, noise={self.noise:g}, "
+                f"seed={self.seed})")
+
+
+def impute_linear(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Values (n_hole, C) of the ``hole`` pixels (H, W) of ``image`` (H, W, C) solving
+    x_i = Σ_j w_ij x_j over each hole pixel's neighbours (:data:`_NEIGHBOUR_WEIGHTS`,
+    renormalised inside the image); the hole must not cover the whole image."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    height, width, channels = image.shape
+    index = np.full((height, width), -1)
+    rows, cols = np.nonzero(hole)
+    index[rows, cols] = np.arange(len(rows))
+    weight_sum = np.zeros(len(rows))
+    entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    rhs = np.zeros((len(rows), channels))
+    for (dr, dc), weight in _NEIGHBOUR_WEIGHTS.items():
+        r, c = rows + dr, cols + dc
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        weight_sum += weight * inside
+        at, r, c = np.nonzero(inside)[0], r[inside], c[inside]
+        neighbour = index[r, c]
+        unknown = neighbour >= 0
+        entries.append((at[unknown], neighbour[unknown], np.full(unknown.sum(), -weight)))
+        np.add.at(rhs, at[~unknown], weight * image[r[~unknown], c[~unknown]])
+    diagonal = np.arange(len(rows))
+    row_ids = np.concatenate([diagonal, *(e[0] for e in entries)])
+    col_ids = np.concatenate([diagonal, *(e[1] for e in entries)])
+    values = np.concatenate([weight_sum, *(e[2] for e in entries)])
+    system = sparse.csc_matrix((values, (row_ids, col_ids)), shape=(len(rows), len(rows)))
+    solved = spsolve(system, rhs)
+    return np.asarray(solved).reshape(len(rows), channels)

@@ -7,6 +7,7 @@ switch features on and off. Maskers are named by spec strings::
     "inpaint_ns"             OpenCV Navier–Stokes inpainting (optionally "inpaint_ns(radius)")
     "blur"                   box blur of the image with the default 8x8 kernel
     "blur(kx,ky)"            box blur with a kx (width) by ky (height) kernel, e.g. "blur(8,8)"
+    "noisy_linear"           ROAD's noisy linear imputation (optionally "noisy_linear(noise, seed)")
 
 Arguments may also be given by keyword (``"blur(kx=4, ky=2)"``). The name is looked up in
 :data:`xaibench.registry.maskers` (unknown names get its did-you-mean error) and the arguments
@@ -34,6 +35,8 @@ from xaibench.errors import ConfigError
 DEFAULT_BLUR_KERNEL = (8, 8)
 #: default inpainting radius (pixels), as in shap
 DEFAULT_INPAINT_RADIUS = 3.0
+#: default standard deviation of the noise added by noisy linear imputation, as in ROAD
+DEFAULT_IMPUTATION_NOISE = 0.01
 
 _SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 _INT = re.compile(r"^[+-]?\d+$")
@@ -65,6 +68,16 @@ def constant(shape: tuple[int, int, int], value: float = 0.0) -> Any:
     shape = _check_constant(shape, value)
     from xaibench.explain._image_maskers import ConstantMasker
     return ConstantMasker(shape, float(value))
+
+
+def noisy_linear(shape: tuple[int, int, int], noise: float = DEFAULT_IMPUTATION_NOISE,
+                 seed: int = 0) -> Any:
+    """Hidden pixels imputed as the weighted mean of their 8 neighbours (ROAD, Rong et al.,
+    ICML 2022: direct neighbours 1/6, diagonal ones 1/12), plus Gaussian noise of standard
+    deviation ``noise`` drawn with ``seed``."""
+    shape = _check_noisy_linear(shape, noise, seed)
+    from xaibench.explain._image_maskers import NoisyLinearMasker
+    return NoisyLinearMasker(shape, float(noise), int(seed))
 
 
 def _inpaint(shape: tuple[int, int, int], method: str, radius: float) -> Any:
@@ -107,10 +120,20 @@ def _check_inpaint(shape: Any, radius: Any) -> tuple[int, int, int]:
     return check_image_shape(shape)
 
 
+def _check_noisy_linear(shape: Any, noise: Any, seed: Any) -> tuple[int, int, int]:
+    if (isinstance(noise, bool) or not isinstance(noise, (int, float))
+            or not math.isfinite(noise) or noise < 0):
+        raise ConfigError(f"noisy_linear noise must be a number >= 0 (a standard deviation), "
+                          f"got {noise!r}; e.g. 'noisy_linear({DEFAULT_IMPUTATION_NOISE:g})'")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"noisy_linear seed must be an integer >= 0, got {seed!r}")
+    return check_image_shape(shape)
+
+
 #: the argument check of each factory, run by :func:`resolve_masker_spec` for an image shape
 _ARGUMENT_CHECKS: dict[Callable[..., Any], Callable[..., tuple[int, int, int]]] = {
     blur: _check_blur_fits, constant: _check_constant, inpaint_telea: _check_inpaint,
-    inpaint_ns: _check_inpaint}
+    inpaint_ns: _check_inpaint, noisy_linear: _check_noisy_linear}
 
 
 # --- spec parsing -----------------------------------------------------------------------------

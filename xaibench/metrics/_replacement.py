@@ -43,6 +43,17 @@ def check_replacement(replacement: Any, *, allow_masker: bool) -> None:
     raise ConfigError(f"replacement must be {allowed}; got {replacement!r}")
 
 
+def default_rulers(shape: tuple[int, int, int]) -> tuple[str, ...]:
+    """The rulers of an experiment whose ``[evaluation]`` lists none, for images of ``shape``
+    (H, W, C): a box blur whose kernel is to the image what 8×8 is to 28×28 (at least 1), Telea
+    inpainting, and the per-channel image mean."""
+    from xaibench.explain.maskers import DEFAULT_BLUR_KERNEL
+
+    height, width, _ = shape
+    kernel = max(1, round(DEFAULT_BLUR_KERNEL[0] * min(height, width) / 28))
+    return f"blur({kernel},{kernel})", "inpaint_telea", "mean"
+
+
 def make_filler(replacement: str, masker: Any, fallback: str,
                 shape: tuple[int, int, int]) -> Filler:
     """The filler for ``replacement``; ``"masker"`` means ``masker`` (a spec or object), or

@@ -28,11 +28,13 @@ class MetricContext:
 
 
 #: what the runner supplies to a metric that declares it in ``consumes``: ``seed`` (constructor
-#: keyword: the cell's seed unless the config's metric_params set it) and the call keywords
+#: keyword: the cell's seed unless the config's metric_params set it), ``ruler`` (constructor
+#: keyword ``replacement``: the metric is scored once per ``[evaluation]`` ruler) and the call
+#: keywords
 #: ``masker`` (the cell's masker spec), ``masks`` (ground-truth masks: the dataset must have
 #: them), ``context`` (the cell's :class:`MetricContext`) and ``explain_params`` (every param
 #: given to ``backend.explain``, arrays such as the background included)
-METRIC_INPUTS = ("seed", "masker", "masks", "context", "explain_params")
+METRIC_INPUTS = ("seed", "ruler", "masker", "masks", "context", "explain_params")
 
 
 class Metric(ABC):

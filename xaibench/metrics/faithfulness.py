@@ -1,4 +1,4 @@
-"""Faithfulness: deletion (MoRF) and insertion curves, their AUCs, and ABPC.
+"""Faithfulness: deletion (MoRF) and insertion curves, their AUCs, and ABPC (SRG).
 
 Conventions (P pixels, ``steps`` = k, pixel relevance r = Σ_c φ, ranked most relevant first,
 ties in raster order; ``n_j = round(j·P/k)`` half up, so n_0 = 0 and n_k = P):
@@ -10,7 +10,11 @@ ties in raster order; ``n_j = round(j·P/k)`` half up, so n_0 = 0 and n_k = P):
   first, ending at f(x). Read backwards it is *exactly* the LeRF curve (the n_{k−j} least
   relevant pixels removed at removal step k − j). A faithful attribution makes it rise fast.
 - **ABPC** = AUC(insertion) − AUC(deletion) = the area between the LeRF and MoRF curves
-  (both over the removed fraction; the trapezoid rule is symmetric under reversal).
+  (both over the removed fraction; the trapezoid rule is symmetric under reversal). It is the
+  *symmetric relevance gain* SRG = AUC(LeRF) − AUC(MoRF) of Blücher, Vielhaben and Strodthoff
+  ("Decoupling pixel flipping and occlusion strategy for consistent XAI benchmarks", TMLR 2024),
+  who show that its ranking of explainers, unlike that of MoRF or LeRF alone, is stable across
+  occlusion strategies.
 
 f is the explained output (``attribution.output_indices``) in one of two **spaces**:
 
@@ -21,8 +25,12 @@ f is the explained output (``attribution.output_indices``) in one of two **space
 - ``"score"``: f is the backend's raw score (logits for the zoo CNNs), normalised as below.
 
 Removed pixels (all channels) are filled by ``replacement``: the cell's masker by default, else
-``"blur"``, ``"inpaint_telea"``, ``"inpaint_ns"``, any masker spec, ``"mean"`` (per-channel image
-mean) or ``"zero"``; cells without a masker (deep, gradient) use ``fallback`` (blur).
+``"blur"``, ``"inpaint_telea"``, ``"inpaint_ns"``, ``"noisy_linear"`` (ROAD), any masker spec,
+``"mean"`` (per-channel image mean) or ``"zero"``; cells without a masker (deep, gradient) use
+``fallback`` (blur). In an experiment the replacement is a *ruler* (``[evaluation] rulers``,
+declared by ``"ruler"`` in ``consumes``): every cell is scored under every ruler, so all rows
+of a table are measured alike, and an explainer is not favoured by being scored with the
+perturbation it explained with.
 
 **Normalisation** (score space, on by default there): each curve is mapped by
 c ↦ (c − f(∅)) / S(x), where f(∅) is the explained score of the fully replaced image and
@@ -51,9 +59,9 @@ would depend on the attribution and could reorder explainers of an image.
 All k + 1 perturbed images of an image (of every kind and explained output) go through ONE
 ``backend.predict`` call; several images share a call up to ``max_batch_bytes`` of input.
 Given a :class:`~xaibench.metrics.base.MetricContext`, the metrics compute each curve once per
-cell (deletion, insertion and ABPC share them) and hand on the unnormalised curves as the
-arrays :data:`CURVE_ARRAYS` (N, K, steps + 1), each with its space in :data:`CURVE_SPACES`,
-and score-space ones with the spreads S(x) (N,) as :data:`SCORE_SPREAD_ARRAY` (NaN where
+cell and replacement (deletion, insertion and ABPC share them) and hand on the unnormalised
+curves as the arrays :func:`curve_array` (N, K, steps + 1), each with its space in
+:func:`curve_space_array`, and score-space ones with the spreads S(x) (N,) as :data:`SCORE_SPREAD_ARRAY` (NaN where
 undefined), from which the normalised curves are recomputed.
 """
 
@@ -71,7 +79,8 @@ from xaibench.metrics.base import Metric, MetricContext
 
 KINDS = ("deletion", "insertion")
 SPACES = ("probability", "score")
-#: names of the unnormalised curves (N, K, steps + 1) the metrics hand on to be stored with a cell
+#: names of the unnormalised curves (N, K, steps + 1) the metrics hand on to be stored with a
+#: cell, with the cell's masker as replacement (others: :func:`curve_array`)
 CURVE_ARRAYS = {kind: f"{kind}_curve" for kind in KINDS}
 #: names of the 0-d string arrays stored with them: their space (absent in older stores: score)
 CURVE_SPACES = {kind: f"{kind}_curve_space" for kind in KINDS}
@@ -81,6 +90,17 @@ SCORE_SPREAD_ARRAY = "score_spread"
 MAX_BATCH_BYTES = 256 * 2**20
 _DEGENERATE_RTOL = 1e-6
 _PROBABILITY_ATOL = 1e-4
+
+
+def curve_array(kind: str, replacement: str = "masker") -> str:
+    """Stored name of the ``kind`` curves under ``replacement``: "deletion_curve" for the
+    cell's masker, "deletion_curve@blur(8,8)" for a ruler."""
+    return CURVE_ARRAYS[kind] + ("" if replacement == "masker" else f"@{replacement}")
+
+
+def curve_space_array(kind: str, replacement: str = "masker") -> str:
+    """Stored name of the space of :func:`curve_array`."""
+    return CURVE_SPACES[kind] + ("" if replacement == "masker" else f"@{replacement}")
 
 
 def step_counts(n_pixels: int, steps: int) -> np.ndarray:
@@ -214,7 +234,8 @@ class _CurveMetric(Metric):
     """AUC-based faithfulness metric over :func:`perturbation_curves`."""
 
     category = "faithfulness"
-    consumes = frozenset({"masker", "context"})
+    #: ``ruler``: the runner scores it once per ruler, passed as ``replacement``
+    consumes = frozenset({"masker", "context", "ruler"})
     kinds: ClassVar[tuple[str, ...]]
 
     def __init__(self, steps: int = 20, replacement: str = "masker", fallback: str = "blur",
@@ -254,8 +275,8 @@ class _CurveMetric(Metric):
         curves = {kind: memo[key[kind]] for kind in self.kinds}
         if context is not None:
             for kind, curve in curves.items():
-                context.keep(CURVE_ARRAYS[kind], curve)
-                context.keep(CURVE_SPACES[kind], np.array(self.space))
+                context.keep(curve_array(kind, self.replacement), curve)
+                context.keep(curve_space_array(kind, self.replacement), np.array(self.space))
             if self.space == "score" and backend.spec.n_classes >= 2:
                 context.keep(SCORE_SPREAD_ARRAY, self._spread(backend, x, context))
         return curves
@@ -292,7 +313,9 @@ class InsertionAUC(_CurveMetric):
 
 
 class ABPC(_CurveMetric):
-    """Area between the LeRF and MoRF curves, AUC(insertion) − AUC(deletion); higher is better."""
+    """Symmetric relevance gain SRG = AUC(LeRF) − AUC(MoRF) = AUC(insertion) − AUC(deletion),
+    the area between the LeRF and MoRF curves (ABPC; Blücher et al., TMLR 2024); higher is
+    better."""
 
     name = "abpc"
     higher_is_better = True

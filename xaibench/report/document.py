@@ -4,8 +4,8 @@ Layout of what :func:`render` writes into the results directory::
 
     report.md / report.html / report.tex   the documents (report.html is self-contained)
     report.csv                             summary_table: every number of every configuration
-    tables/<table>.csv                     leaderboard, runtime, models, parity, failures,
-                                           seeds, agreement_<dataset>,
+    tables/<table>.csv                     leaderboard, home_advantage, runtime, models,
+                                           parity, failures, seeds, agreement_<dataset>,
                                            metric_agreement_<dataset>, friedman_<dataset>
                                            (with "csv")
     tables/<table>_<dataset>.tex           each document table as a LaTeX fragment (with "tex")
@@ -30,8 +30,9 @@ from xaibench.report.figures import explanation_figure, topk_figure
 from xaibench.report.pairwise import agreement_table, parity_table, show_agreement, show_parity
 from xaibench.report.rankings import (MetricTest, budget_table, friedman_table, friedman_tests,
                                       metric_agreement, show_friedman, show_metric_agreement)
-from xaibench.report.tables import (BASELINES, Results, failure_table, leaderboard, model_table,
-                                    runtime_table, seed_table, show_failures, show_leaderboard,
+from xaibench.report.tables import (BASELINES, Results, failure_table, home_advantage_table,
+                                    leaderboard, model_table, runtime_table, seed_table,
+                                    show_failures, show_home_advantage, show_leaderboard,
                                     show_models, show_runtime, show_seeds, summary_table)
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ def _numbers(results: Results, tests: dict[str, list[MetricTest]]) -> dict[str, 
     """The numeric tables, computed once: one frame per table; agreement, metric agreement and
     Friedman tests one per dataset."""
     board = leaderboard(results)
-    return {"leaderboard": board, "runtime": runtime_table(results),
+    return {"leaderboard": board, "home_advantage": home_advantage_table(results),
+            "runtime": runtime_table(results),
             "models": model_table(results), "parity": parity_table(results),
             "failures": failure_table(results), "seeds": seed_table(results),
             **{f"agreement_{dataset}": agreement_table(results, dataset)
@@ -170,6 +172,7 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"],
                       tests: list[MetricTest], dataset: str, root: Path) -> list[_Section]:
     """The sections of one dataset (empty ones left out); draws its figures."""
     board, runtime = _of(numbers["leaderboard"], dataset), _of(numbers["runtime"], dataset)
+    home = _of(numbers["home_advantage"], dataset)
     models, failures = _of(numbers["models"], dataset), _of(numbers["failures"], dataset)
     parity, agreement = _of(numbers["parity"], dataset), numbers[f"agreement_{dataset}"]
     if len(agreement) < 2:  # a configuration agrees with itself: nothing to show
@@ -194,7 +197,10 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"],
 
     sections: list[_Section] = [
         ("Leaderboard", table(board, "leaderboard", _leaderboard_caption(board, results),
-                              lambda rows, n: show_leaderboard(rows, higher, n))),
+                              lambda rows, n: show_leaderboard(rows, higher, n))
+         + table(home, "home_advantage", "home advantage: each masker's score under its own "
+                 "ruler against the other rulers (mean of their means, median); advantage > 0: "
+                 "better at home", show_home_advantage)),
         ("Seed variance", table(seeds, "seeds", "configurations run with several seeds: "
                                 "standard deviation over the seeds of each metric's mean over "
                                 "images", show_seeds)),
@@ -263,7 +269,10 @@ def _leaderboard_caption(board: "pd.DataFrame", results: Results) -> str:
     shown = f"; {', '.join(unranked)}: shown, not ranked" if unranked else ""
     return ("configurations ranked; metrics as mean [bootstrap 95 % interval] over images, "
             "best in bold, images where a metric is undefined counted in brackets; median "
-            f"rank: the median over the ranked metrics of the row's rank (1 = best){shown}; "
+            f"rank: the median over the ranked metrics of the row's rank (1 = best; a metric "
+            f"under several rulers counts once, with the median of its ranks){shown}; "
+            "metric@ruler: pixels removed by that ruler, the same for every row; abpc is the "
+            "symmetric relevance gain SRG = AUC(LeRF) − AUC(MoRF) (Blücher et al., TMLR 2024); "
             f"{flag}")
 
 

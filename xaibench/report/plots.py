@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xaibench.metrics.faithfulness import (CURVE_ARRAYS, CURVE_SPACES, SCORE_SPREAD_ARRAY,
-                                           normalised_curves)
+from xaibench.metrics.faithfulness import (KINDS, SCORE_SPREAD_ARRAY, curve_array,
+                                           curve_space_array, normalised_curves)
 from xaibench.metrics.randomisation import MPRT_ARRAY, MPRT_LAYERS
 from xaibench.report.figures import save
 from xaibench.report.tables import IDENTITY, Results, ci95, config_labels, summary_table
@@ -107,11 +107,12 @@ def _new_figure(width: float, height: float):
 
 def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     """Write the deletion (top row) and insertion curves (bottom row) of ``dataset``'s
-    configurations, a column per backend (stored arrays :data:`CURVE_ARRAYS`), probabilities as
-    they are and scores normalised by :data:`SCORE_SPREAD_ARRAY` (stores without
-    :data:`CURVE_SPACES` hold scores; without spreads they are drawn raw); None when no cell
-    stored them."""
-    pooled = {kind: _pooled(results, dataset, name) for kind, name in CURVE_ARRAYS.items()}
+    configurations under the first ruler that has them (:func:`curve_ruler`), a column per
+    backend, probabilities as they are and scores normalised by :data:`SCORE_SPREAD_ARRAY`
+    (without spaces stored they are scores; without spreads they are drawn raw); None when no
+    cell stored them. The title names the ruler."""
+    ruler = curve_ruler(results, dataset)
+    pooled = {kind: _pooled(results, dataset, curve_array(kind, ruler)) for kind in KINDS}
     spreads = _pooled(results, dataset, SCORE_SPREAD_ARRAY)
     lines = _lines(results, dataset)
     lines = lines[lines["label"].isin({label for curves in pooled.values() for label in curves})]
@@ -121,7 +122,8 @@ def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     figure = _new_figure(1.5 + 3.6 * len(backends), 7.5)
     axes = figure.subplots(2, len(backends), sharex=True, sharey="row", squeeze=False)
     for row, (kind, curves) in zip(axes, pooled.items()):
-        spaces = {label: _curve_space(raw, arrays.get(CURVE_SPACES[kind]), spreads.get(label))
+        spaces = {label: _curve_space(raw, arrays.get(curve_space_array(kind, ruler)),
+                                      spreads.get(label))
                   for label, (raw, arrays) in curves.items()}
         for ax, backend in zip(row, backends):
             for line in lines[lines["backend"] == backend].itertuples():
@@ -142,9 +144,19 @@ def curves_figure(results: Results, dataset: str, path: Path) -> Path | None:
     for ax in axes[-1]:
         ax.set_xlabel("fraction of pixels removed / restored\n(most relevant first)")
     _legend(figure, axes, columns=4)
-    figure.suptitle(f"{dataset}: perturbation curves of the top-1 output\n"
-                    "(median and interquartile range over images)", fontsize=11)
+    filled = "each cell's own masker" if ruler == "masker" else f"ruler {ruler}"
+    figure.suptitle(f"{dataset}: perturbation curves of the top-1 output, pixels removed by "
+                    f"{filled}\n(median and interquartile range over images)", fontsize=11)
     return save(figure, path)
+
+
+def curve_ruler(results: Results, dataset: str) -> str:
+    """The ruler whose curves :func:`curves_figure` draws: the first of ``dataset``'s rulers
+    (in the order of ``[evaluation]``), "masker" when its metrics have none."""
+    rulers = ((results.meta.get("resolved_config") or {}).get("evaluation") or {}).get("rulers")
+    cells = results.cells.loc[results.cells["dataset"] == dataset, "cell_key"]
+    present = set(results.scores.loc[results.scores["cell_key"].isin(cells), "ruler"]) - {""}
+    return next((ruler for ruler in rulers or sorted(present) if ruler in present), "masker")
 
 
 def _curve_space(curves: np.ndarray, space: np.ndarray | None,
@@ -167,11 +179,12 @@ def _legend(figure, axes, columns: int) -> None:
 
 
 def faithfulness_metric(results: Results) -> str | None:
-    """The metric of the cost scatter: the first of :data:`FAITHFULNESS` stored, else any
-    faithfulness metric, else None."""
+    """The metric of the cost scatter: the first of :data:`FAITHFULNESS` stored (under the
+    first ruler by name), else any faithfulness metric, else None."""
     metrics = results.quality_metrics
     categories = results.scores.groupby("metric")["category"].first()
-    return next((m for m in FAITHFULNESS if m in metrics),
+    measures = results.scores.groupby("metric")["measure"].first()
+    return next((m for f in FAITHFULNESS for m in metrics if measures[m] == f),
                 next((m for m in metrics if categories[m] == "faithfulness"), None))
 
 

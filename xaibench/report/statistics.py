@@ -54,10 +54,15 @@ def ranks(means: "pd.DataFrame", higher_is_better: Mapping[str, bool]) -> "pd.Da
                                                   method="average"))
 
 
-def median_rank(means: "pd.DataFrame", higher_is_better: Mapping[str, bool]) -> "pd.Series":
+def median_rank(means: "pd.DataFrame", higher_is_better: Mapping[str, bool],
+                groups: Mapping[str, str] | None = None) -> "pd.Series":
     """The median over metrics (columns) of each configuration's rank (LATEC's aggregation);
-    NaN ranks skipped."""
-    return ranks(means, higher_is_better).median(axis=1, skipna=True)
+    NaN ranks skipped. With ``groups`` (column -> metric) the columns of one metric (scored
+    under several rulers) first give the median of their ranks, so each metric counts once."""
+    per_column = ranks(means, higher_is_better)
+    if groups:
+        per_column = per_column.T.groupby([groups[c] for c in per_column.columns]).median().T
+    return per_column.median(axis=1, skipna=True)
 
 
 def rank_agreement(means: "pd.DataFrame", higher_is_better: Mapping[str, bool]) -> "pd.DataFrame":

@@ -1,4 +1,10 @@
-"""Result tables read from the store: models, leaderboard, seed spread, runtime, failures.
+"""Result tables read from the store: models, leaderboard, seed spread, runtime, failures,
+home advantage.
+
+A metric scored under a ruler (``[evaluation] rulers``: the replacement that removed pixels) is
+shown as ``<metric>@<ruler>`` (:func:`ruled`), one column per ruler, so every row of a table is
+measured alike; :func:`home_advantage_table` compares each masker's rows under their own ruler
+with the other rulers.
 
 The numeric tables are plain DataFrames (``report.csv`` is ``summary_table`` as is, the others go
 to ``tables/<name>.csv``); ``show_*`` turn one dataset's rows into strings for a document format.
@@ -50,7 +56,8 @@ class Results:
     #: the cells table; ``masker`` "" when none, ``params`` as "k=v, ..." text without seed
     cells: "pd.DataFrame"
     #: one score per cell, metric and image (mean over the explained outputs), with the metric's
-    #: ``higher_is_better`` and ``category``
+    #: ``higher_is_better`` and ``category``; ``metric`` is :func:`ruled` (its registry name in
+    #: ``measure``, its ruler in ``ruler``, "" for metrics without one)
     scores: "pd.DataFrame"
 
     @classmethod
@@ -63,9 +70,12 @@ class Results:
         cells["masker"] = cells["masker"].fillna("")
         cells["params"] = cells["params"].map(_params_text)
         metrics = _with_additivity(store, cells, store.frame("metrics"))
+        metrics = metrics.assign(ruler=metrics["ruler"].fillna(""), measure=metrics["metric"])
+        metrics["metric"] = [ruled(m, r) for m, r in zip(metrics["measure"], metrics["ruler"])]
         scores = (metrics.groupby(["cell_key", "metric", "image"], as_index=False)
                   .agg(value=("value", "mean"), higher_is_better=("higher_is_better", "first"),
-                       category=("category", "first")))
+                       category=("category", "first"), measure=("measure", "first"),
+                       ruler=("ruler", "first")))
         # stores written before additivity was declared a correctness check say "fidelity"
         scores.loc[scores["metric"] == AdditivityGap.name, "category"] = AdditivityGap.category
         return cls(store, store.meta(), store.frame("models"), cells, scores)
@@ -111,6 +121,12 @@ class Results:
         return str(names[index]) if 0 <= index < len(names) else str(index)
 
 
+def ruled(metric: str, ruler: str) -> str:
+    """The shown name of ``metric`` scored under ``ruler``: "abpc@blur(8,8)"; the metric's own
+    name without a ruler."""
+    return f"{metric}@{ruler}" if ruler else metric
+
+
 def _params_text(params: dict[str, Any]) -> str:
     """``params`` as "k=v, ..." without the seed (cells differing only in seed are pooled)."""
     return ", ".join(f"{key}={value}" for key, value in sorted(params.items()) if key != "seed")
@@ -134,7 +150,7 @@ def _with_additivity(store: Store, cells: "pd.DataFrame",
             "cell_key": cell.cell_key, "metric": AdditivityGap.name, "image": image,
             "output": output, "value": gap.ravel(),
             "higher_is_better": AdditivityGap.higher_is_better,
-            "category": AdditivityGap.category}))
+            "category": AdditivityGap.category, "ruler": ""}))
     return pd.concat(frames, ignore_index=True) if frames else metrics
 
 
@@ -232,8 +248,9 @@ def leaderboard(results: Results) -> "pd.DataFrame":
     snapped = pd.DataFrame({m: table.groupby("dataset")[f"{m}_mean"].transform(_snap_to_spread)
                             for m in ranked}, index=table.index, dtype=float)
     rank = pd.Series(np.nan, index=table.index)
+    measure = results.scores.groupby("metric")["measure"].first().to_dict()
     for rows in table.groupby("dataset").groups.values():
-        rank[rows] = median_rank(snapped.loc[rows], results.higher_is_better)
+        rank[rows] = median_rank(snapped.loc[rows], results.higher_is_better, measure)
     table = table.assign(rank=rank)
     table["below_baselines"] = flags(table, ranked, results.higher_is_better)
     return table.sort_values(["dataset", "rank", *ORDER[1:]], ignore_index=True)
@@ -295,6 +312,36 @@ def seed_table(results: Results) -> "pd.DataFrame":
                 .reset_index())
     return seed_std(per_seed, IDENTITY, "cell_key", metrics).sort_values(ORDER,
                                                                           ignore_index=True)
+
+
+def home_advantage_table(results: Results) -> "pd.DataFrame":
+    """Per configuration whose masker is also a ruler, and per metric scored under rulers: its
+    mean score under its own ruler (``own``, the masker it explained with), the mean and the
+    median over the other rulers of its mean score under each (``others_mean``,
+    ``others_median``), and ``advantage`` = own − others_mean, signed so that > 0 means the
+    row scores *better* under its own perturbation. Identity, ``metric``, those columns."""
+    import pandas as pd
+
+    done = results.cells[results.cells["status"] == "done"]
+    scores = results.scores[results.scores["ruler"] != ""].merge(
+        done[["cell_key", *IDENTITY]], on="cell_key")
+    means = (scores.groupby([*IDENTITY, "measure", "ruler"], as_index=False)
+             .agg(value=("value", "mean"), higher_is_better=("higher_is_better", "first")))
+    rows = []
+    for (*identity, measure), group in means.groupby([*IDENTITY, "measure"], sort=False):
+        masker = identity[IDENTITY.index("masker")]
+        own, others = group[group["ruler"] == masker], group[group["ruler"] != masker]
+        if own.empty or others.empty:
+            continue
+        own_mean = float(own["value"].iloc[0])
+        sign = 1.0 if bool(own["higher_is_better"].iloc[0]) else -1.0
+        rows.append({**dict(zip(IDENTITY, identity)), "metric": measure, "own": own_mean,
+                     "others_mean": others["value"].mean(),
+                     "others_median": others["value"].median(),
+                     "advantage": sign * (own_mean - others["value"].mean())})
+    columns = [*IDENTITY, "metric", "own", "others_mean", "others_median", "advantage"]
+    return (pd.DataFrame(rows, columns=columns)
+            .sort_values([*ORDER, "metric"], ignore_index=True))
 
 
 def runtime_table(results: Results) -> "pd.DataFrame":
@@ -362,8 +409,11 @@ def show_plain(rows: "pd.DataFrame", texts: list[str], numbers: dict[str, tuple[
 
 
 def header(metric: str, higher: bool, notation: Notation) -> str:
-    """A metric's column header: its name and the direction of better, e.g. "deletion auc ↓"."""
-    return f"{notation.escape(metric.replace('_', ' '))} {notation.up if higher else notation.down}"
+    """A metric's column header: its name and the direction of better, e.g. "deletion auc ↓"
+    (a ruler kept as written: "deletion auc@inpaint_telea ↓")."""
+    name, at, ruler = metric.partition("@")
+    return (f"{notation.escape(name.replace('_', ' ') + at + ruler)} "
+            f"{notation.up if higher else notation.down}")
 
 
 def show_leaderboard(rows: "pd.DataFrame", higher_is_better: dict[str, bool],
@@ -403,6 +453,14 @@ def show_seeds(rows: "pd.DataFrame", notation: Notation) -> Shown:
         "seeds": ("seeds", "d"),
         **{f"{notation.escape(m.replace('_', ' '))} std": (f"{m}_seed_std", ".3g")
            for m in metrics}}, notation)
+
+
+def show_home_advantage(rows: "pd.DataFrame", notation: Notation) -> Shown:
+    """One dataset's home-advantage rows as strings; the largest advantage in bold."""
+    return show_plain(rows, [*shown_identity(rows), "metric"], {
+        "own ruler": ("own", ".3g"), "other rulers: mean": ("others_mean", ".3g"),
+        "median": ("others_median", ".3g"), "advantage": ("advantage", "+.3g")},
+        notation, best={"advantage": True})
 
 
 def show_runtime(rows: "pd.DataFrame", notation: Notation) -> Shown:

@@ -45,6 +45,18 @@ def test_masker_specs_are_canonical(tiny_toml):
     assert config.explainers[0].maskers == ("blur(3,ky=3)", "inpaint_ns")
 
 
+def test_rulers_default_to_blur_scaled_to_the_image_inpainting_and_the_mean(tiny_toml):
+    assert parse_config(tiny_toml).evaluation.rulers == ("blur(2,2)", "inpaint_telea", "mean")
+    fashion = parse_config(tiny_toml.replace('name = "digits"', 'name = "fashion_mnist"'))
+    assert fashion.evaluation.rulers == ("blur(8,8)", "inpaint_telea", "mean")  # 28x28
+
+
+def test_rulers_are_canonical_and_kept_in_order(tiny_toml):
+    config = parse_config(f'{tiny_toml}\n[evaluation]\nrulers = ["zero", "blur( 3, ky=3 )", '
+                          f'"noisy_linear(0.05)"]\n')
+    assert config.evaluation.rulers == ("zero", "blur(3,ky=3)", "noisy_linear(0.05)")
+
+
 def test_validation_imports_no_framework(tiny_toml):
     before = set(sys.modules)
     start = time.perf_counter()
@@ -349,7 +361,9 @@ def test_metrics_declare_what_they_consume(name):
     metric_class = registry.metrics.get(name)
     assert metric_class.consumes <= set(METRIC_INPUTS)
     assert ("seed" in metric_class.consumes) == ("seed" in _keywords(metric_class, 0))
-    assert metric_class.consumes - {"seed"} <= set(_keywords(metric_class.__call__, 4))
+    if "ruler" in metric_class.consumes:  # the ruler is passed as the replacement
+        assert "replacement" in _keywords(metric_class, 0)
+    assert metric_class.consumes - {"seed", "ruler"} <= set(_keywords(metric_class.__call__, 4))
 
 
 def test_declared_minimums_are_the_explainers_own():

@@ -60,6 +60,15 @@ def test_keys_change_with_what_matters(tiny_toml, old, new, changed):
     assert differ == changed
 
 
+def test_changing_the_rulers_changes_the_keys_of_ruler_metrics_only(tiny_toml):
+    def keys(metrics: str, rulers: str) -> dict[str, str]:
+        return _keys(tiny_toml.replace('metrics = ["additivity"]', metrics)
+                     + f"\n[evaluation]\nrulers = {rulers}\n")
+
+    assert keys('metrics = ["abpc"]', '["mean"]') != keys('metrics = ["abpc"]', '["zero"]')
+    assert keys('metrics = ["gini"]', '["mean"]') == keys('metrics = ["gini"]', '["zero"]')
+
+
 def test_model_key_covers_training_and_data_not_explainers(tiny_toml):
     key = _model_key(tiny_toml)
     assert _model_key(tiny_toml.replace("max_evals = 40", "max_evals = 41")) == key

@@ -71,32 +71,52 @@ def test_run_stores_every_cell_and_rerun_does_nothing(tiny, tmp_path):
     assert store.get_meta("duration_seconds") > seconds  # ... and the time of all runs
 
 
-def test_curve_metrics_store_their_curves_and_the_report_draws_them(tiny_toml, tmp_path):
+RULERS = ["blur(3,3)", "mean", "noisy_linear"]
+
+
+def test_curve_metrics_score_every_cell_under_every_ruler_and_the_report_draws_them(tiny_toml,
+                                                                                    tmp_path):
     pytest.importorskip("torch")
     from matplotlib.image import imread
 
     from xaibench.report import render
+    from xaibench.report.tables import Results, home_advantage_table
 
     metrics = ["deletion_auc", "insertion_auc", "abpc", "mprt"]
-    config = parse_config(tiny_toml.replace('metrics = ["additivity"]', f"metrics = {metrics}"))
+    config = parse_config(tiny_toml.replace('metrics = ["additivity"]', f"metrics = {metrics}")
+                          + f"[evaluation]\nrulers = {RULERS}\n")
     out = tmp_path / "out"
     assert _run(config, out).failures == ()
     store = Store(out)
-    scores = store.frame("metrics").pivot_table("value", ["cell_key", "image", "output"],
-                                                "metric")
+    rows = store.frame("metrics")
+    assert set(rows.loc[rows["metric"] == "mprt", "ruler"]) == {""}  # no ruler: scored once
+    scores = rows.pivot_table("value", ["cell_key", "ruler", "image", "output"], "metric")
     for cell in _plan(config).cells:
         arrays = store.load_arrays(cell.key)
         n_layers = len(arrays["mprt_layers"])
         assert arrays["mprt_layers"].dtype.kind == "U" and n_layers >= 2
         assert arrays["mprt_curve"].shape == (2, 1, n_layers)
-        aucs = {kind: curve_auc(arrays[f"{kind}_curve"], kind).ravel()
-                for kind in ("deletion", "insertion")}
-        assert arrays["deletion_curve"].shape == arrays["insertion_curve"].shape == (2, 1, 21)
-        stored = scores.loc[cell.key]
-        np.testing.assert_allclose(stored["deletion_auc"], aucs["deletion"])
-        np.testing.assert_allclose(stored["insertion_auc"], aucs["insertion"])
-        np.testing.assert_allclose(stored["abpc"], aucs["insertion"] - aucs["deletion"])
+        assert set(rows.loc[(rows["cell_key"] == cell.key) & (rows["metric"] == "abpc"),
+                            "ruler"]) == set(RULERS)  # every cell under every ruler
+        for ruler in RULERS:
+            curves = {kind: arrays[f"{kind}_curve@{ruler}"] for kind in ("deletion", "insertion")}
+            assert curves["deletion"].shape == curves["insertion"].shape == (2, 1, 21)
+            aucs = {kind: curve_auc(curve, kind).ravel() for kind, curve in curves.items()}
+            stored = scores.loc[(cell.key, ruler)]
+            np.testing.assert_allclose(stored["deletion_auc"], aucs["deletion"])
+            np.testing.assert_allclose(stored["insertion_auc"], aucs["insertion"])
+            np.testing.assert_allclose(stored["abpc"], aucs["insertion"] - aucs["deletion"])
+        # the rulers fill removed pixels differently: half-removed images score differently
+        halves = [arrays[f"deletion_curve@{ruler}"][..., 10] for ruler in RULERS]
+        assert not np.allclose(halves[0], halves[1]) and not np.allclose(halves[1], halves[2])
+        stored = scores.loc[(cell.key, "")]
         np.testing.assert_allclose(stored["mprt"], arrays["mprt_curve"].mean(axis=-1).ravel())
+
+    results = Results.load(out)
+    assert {f"abpc@{ruler}" for ruler in RULERS} <= set(results.quality_metrics)
+    home = home_advantage_table(results)  # partition explained with blur(3,3), one of the rulers
+    assert set(home["explainer"]) == {"partition"} and set(home["masker"]) == {"blur(3,3)"}
+    assert sorted(home["metric"]) == ["abpc", "deletion_auc", "insertion_auc"]
 
     written = render(out, formats=["md"])
     for figure in ("curves", "mprt"):
@@ -104,6 +124,8 @@ def test_curve_metrics_store_their_curves_and_the_report_draws_them(tiny_toml, t
         assert png in written and png.with_suffix(".svg") in written
         height, width, _ = imread(png).shape
         assert height > 300 and width > 300
+    report = (out / "report.md").read_text()
+    assert "abpc@blur(3,3) ↑" in report and "home advantage" in report
 
 
 def test_metric_arrays_may_not_replace_the_cells_own(tiny, tmp_path, monkeypatch):

@@ -15,6 +15,8 @@ from xaibench.report.rankings import budget_table, friedman_tests, metric_agreem
 from xaibench.report.tables import seed_table
 
 BUDGETS = (20, 60, 200)
+#: the faithfulness metrics under the run's one ruler
+ABPC, DELETION = "abpc@blur(3,3)", "deletion_auc@blur(3,3)"
 #: partition swept over three budgets, the random baseline over three seeds
 SWEEP = (TINY_TOML
          .replace('maskers = ["blur(3,3)"]\nparams = { max_evals = 40 }',
@@ -22,7 +24,8 @@ SWEEP = (TINY_TOML
          .replace('metrics = ["additivity"]',
                   'metrics = ["additivity", "deletion_auc", "abpc", "gini"]')
          .replace("first = 2", "first = 3")
-         + '\n[[explainers]]\nname = "random"\nseeds = [0, 1, 2]\n')
+         + '\n[[explainers]]\nname = "random"\nseeds = [0, 1, 2]\n'
+         + '\n[evaluation]\nrulers = ["blur(3,3)"]\n')
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def test_seeds_are_pooled_per_configuration_and_their_spread_reported(swept):
     assert spread["explainer"].tolist() == ["random"]  # the only one run with several seeds
     assert spread["seeds"].tolist() == [3]
     # noise attributions drawn with other seeds differ, and so do their scores
-    assert spread["gini_seed_std"].iloc[0] > 0 and spread["abpc_seed_std"].iloc[0] > 0
+    assert spread["gini_seed_std"].iloc[0] > 0 and spread[f"{ABPC}_seed_std"].iloc[0] > 0
 
 
 def test_a_budget_sweep_gives_quality_against_measured_evaluations(swept):
@@ -52,13 +55,13 @@ def test_a_budget_sweep_gives_quality_against_measured_evaluations(swept):
     assert sweeps["sweep"].nunique() == 1 and sweeps["explainer"].eq("partition").all()
     evals = sweeps["evals_per_image"].to_numpy()
     assert np.all(np.diff(evals) > 0) and np.all(evals <= np.array(BUDGETS) + 1)
-    assert (sweeps["abpc_low"] <= sweeps["abpc_mean"]).all()
-    assert (sweeps["abpc_mean"] <= sweeps["abpc_high"]).all()
+    assert (sweeps[f"{ABPC}_low"] <= sweeps[f"{ABPC}_mean"]).all()
+    assert (sweeps[f"{ABPC}_mean"] <= sweeps[f"{ABPC}_high"]).all()
 
 
 def test_friedman_and_metric_agreement_cover_the_ranked_metrics(swept):
     _, results = swept
-    assert results.ranked_metrics == ["abpc", "deletion_auc", "gini"]  # additivity is not
+    assert results.ranked_metrics == [ABPC, DELETION, "gini"]  # additivity is not
     tests = friedman_tests(results, "digits")
     assert [t.metric for t in tests] == results.ranked_metrics
     assert all(len(t.labels) == 5 and t.result.blocks == 3 for t in tests)

@@ -41,8 +41,8 @@ TABLES = ["leaderboard", "metric_agreement", "friedman", "runtime", "agreement",
 def test_render_writes_every_format_table_and_figure(run):
     root, _, written = run
     expected = {"report.md", "report.csv", "report.tex", "report.html",
-                *(f"tables/{name}.csv" for name in ["leaderboard", "runtime", "models", "parity",
-                                                    "failures", "seeds",
+                *(f"tables/{name}.csv" for name in ["leaderboard", "home_advantage", "runtime",
+                                                    "models", "parity", "failures", "seeds",
                                                     f"agreement_{DATASET}",
                                                     f"metric_agreement_{DATASET}",
                                                     f"friedman_{DATASET}"]),

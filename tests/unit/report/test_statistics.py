@@ -48,6 +48,18 @@ def test_ranks_follow_each_metrics_direction_and_the_median_aggregates_them():
     assert median_rank(means, higher).tolist() == [2, 1, 2.5]
 
 
+def test_a_metric_under_several_rulers_counts_once_in_the_median_rank():
+    # abpc under three rulers ranks the configurations 1, 2, 3; gini and deletion reverse it
+    means = pd.DataFrame({"abpc@a": [0.9, 0.5, 0.1], "abpc@b": [0.8, 0.6, 0.2],
+                          "abpc@c": [0.7, 0.4, 0.3], "gini": [0.1, 0.5, 0.9],
+                          "deletion": [0.9, 0.5, 0.1]})
+    higher = {"abpc@a": True, "abpc@b": True, "abpc@c": True, "gini": True, "deletion": False}
+    groups = {"abpc@a": "abpc", "abpc@b": "abpc", "abpc@c": "abpc", "gini": "gini",
+              "deletion": "deletion"}
+    assert median_rank(means, higher).tolist() == [1, 2, 3]  # abpc's three columns outvote
+    assert median_rank(means, higher, groups).tolist() == [3, 2, 1]
+
+
 def test_rank_agreement_is_kendalls_tau_of_the_oriented_means():
     rng = np.random.default_rng(1)
     means = pd.DataFrame(rng.normal(size=(7, 3)), columns=["a", "b", "c"])

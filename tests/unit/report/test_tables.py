@@ -188,3 +188,38 @@ def test_without_baselines_nothing_is_flagged_and_the_marker_follows_the_flag(fu
     shown = show_leaderboard(flagged, results.higher_is_better, MARKDOWN)
     assert shown.cells.loc[0, "explainer"].endswith(" †")
     assert not shown.cells.loc[1:, "explainer"].str.contains("†").any()
+
+
+def test_home_advantage_compares_each_maskers_own_ruler_with_the_others(tmp_path):
+    from xaibench.experiment.store import MetricRow
+    from xaibench.report.tables import home_advantage_table, show_home_advantage
+
+    store = Store(tmp_path)
+    store.put_model(model_record("torch"))
+    rulers = ["blur(3,3)", "inpaint_telea", "mean"]
+    # per configuration and ruler: (abpc, deletion_auc), the same for every image and output
+    scores = {("partition", "blur(3,3)"): {"blur(3,3)": (0.6, 0.1), "inpaint_telea": (0.2, 0.3),
+                                           "mean": (0.4, 0.4)},
+              ("permutation", "noisy_linear"): {r: (0.5, 0.2) for r in rulers},  # not a ruler
+              ("deep", None): {r: (0.3, 0.3) for r in rulers}}  # no masker
+    for (explainer, masker), by_ruler in scores.items():
+        rows = [MetricRow(name, i, k, values[j], higher, "faithfulness", ruler)
+                for ruler, values in by_ruler.items()
+                for j, (name, higher) in enumerate([("abpc", True), ("deletion_auc", False)])
+                for i in range(N_IMAGES) for k in range(K)]
+        rows += [MetricRow("gini", i, 0, 0.5, True, "complexity") for i in range(N_IMAGES)]
+        store.put_cell(cell_record("torch", explainer, masker, {}),
+                       cell_arrays(np.zeros((N_IMAGES, K)), (8, 8, 1), seed=0), rows)
+    results = Results.load(tmp_path)
+    assert {"abpc@mean", "deletion_auc@blur(3,3)", "gini"} <= set(results.quality_metrics)
+    home = home_advantage_table(results)
+    assert home[["explainer", "masker", "metric"]].values.tolist() == [
+        ["partition", "blur(3,3)", "abpc"], ["partition", "blur(3,3)", "deletion_auc"]]
+    abpc, deletion = home.iloc[0], home.iloc[1]
+    assert (abpc.own, abpc.others_mean, abpc.others_median) == pytest.approx((0.6, 0.3, 0.3))
+    assert abpc.advantage == pytest.approx(0.6 - 0.3)  # higher is better: better at home
+    assert (deletion.own, deletion.others_mean) == pytest.approx((0.1, 0.35))
+    assert deletion.advantage == pytest.approx(0.35 - 0.1)  # lower is better: better at home
+    shown = show_home_advantage(home, MARKDOWN)
+    assert shown.cells["advantage"].tolist() == ["+0.3", "+0.25"]
+    assert shown.best["advantage"].tolist() == [True, False]
