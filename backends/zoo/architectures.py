@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from xaibench.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Param:
@@ -32,8 +34,20 @@ class Architecture:
 
 FMNIST_CNN = Architecture(
     "fmnist_cnn", ("torch", "keras", "flax"),
-    "conv 32 -> ReLU -> conv 16 -> ReLU (3x3, SAME) -> flatten -> dense n_classes (logits)",
-    {"conv1": Param(int, 32), "conv2": Param(int, 16)})
+    "conv 32 -> ReLU -> conv 16 -> ReLU (3x3, SAME) -> flatten (head='flatten') or global "
+    "average pooling (head='gap', CAM-ready) -> dense n_classes (logits)",
+    {"conv1": Param(int, 32), "conv2": Param(int, 16), "head": Param(str, "flatten")})
+#: the heads of fmnist_cnn: its feature map flattened, or global average pooling (CAM-ready)
+FMNIST_CNN_HEADS = ("flatten", "gap")
+
+
+def check_fmnist_cnn_head(head: str) -> None:
+    """Raise ConfigError unless ``head`` is one of :data:`FMNIST_CNN_HEADS`."""
+    if head not in FMNIST_CNN_HEADS:
+        raise ConfigError(f"fmnist_cnn head must be one of {', '.join(FMNIST_CNN_HEADS)}; "
+                          f"got {head!r}")
+
+
 MLP = Architecture("mlp", ("torch", "keras", "flax"),
                    "flatten -> dense 128 -> ReLU -> dense n_classes (logits)",
                    {"hidden": Param(int, 128)})

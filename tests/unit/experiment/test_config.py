@@ -99,7 +99,7 @@ def test_validation_imports_no_framework(tiny_toml):
     # architecture params and backend-specific training params, read without importing
     ('architecture = "fmnist_cnn"', 'architecture = "fmnist_cnn"\nparams = { conv_1 = 4 }',
      "[[models]] #1 params of architecture 'fmnist_cnn' (torch): unknown param 'conv_1' — did "
-     "you mean 'conv1'? (it takes: conv1=32, conv2=16)"),
+     "you mean 'conv1'? (it takes: conv1=32, conv2=16, head='flatten')"),
     ('lr = 1e-2 }', 'lr = 1e-2, patience = 2 }',
      "unknown key 'patience' in [[models]] #1 train (allowed: epochs, batch_size, lr)"),
     # types and ranges
