@@ -65,6 +65,9 @@ class Entry:
     default_masker: str | None = None
     #: explainers: whether Σφ = f(x) − base holds (else the additivity metric does not apply)
     additive: bool = True
+    #: explainers: the :data:`MODEL_PROPERTIES` a model must have (zoo models are checked at
+    #: validation, user models when explained)
+    requires: frozenset[str] = frozenset()
 
     @property
     def available(self) -> bool:
@@ -84,7 +87,8 @@ class Registry:
                  description: str = "", native_explainers: tuple[str, ...] = (),
                  train_options: Mapping[str, Any] | None = None, native: bool = False,
                  minimums: Mapping[str, Minimum] | None = None, consumes: tuple[str, ...] = (),
-                 default_masker: str | None = None, additive: bool = True) -> None:
+                 default_masker: str | None = None, additive: bool = True,
+                 requires: tuple[str, ...] = ()) -> None:
         """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path), with
         the declarations of :class:`Entry`."""
         if name in self._entries:
@@ -92,10 +96,13 @@ class Registry:
         unknown = set(consumes) - set(EXPLAINER_INPUTS)
         if unknown:
             raise ValueError(f"{self.kind} '{name}' consumes unknown inputs {sorted(unknown)}")
+        if set(requires) - set(MODEL_PROPERTIES):
+            raise ValueError(f"{self.kind} '{name}' requires unknown model properties "
+                             f"{sorted(set(requires) - set(MODEL_PROPERTIES))}")
         self._entries[name] = Entry(name, target, framework, description,
                                     frozenset(native_explainers), dict(train_options or {}),
                                     native, dict(minimums or {}), frozenset(consumes),
-                                    default_masker, additive)
+                                    default_masker, additive, frozenset(requires))
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -139,6 +146,11 @@ class Registry:
 #: spec from the config's ``maskers``), ``background`` (``n_background`` training images),
 #: ``seed`` (derived from the cell's key unless the config's params set it)
 EXPLAINER_INPUTS = ("masker", "background", "seed")
+
+#: what an explainer may require of a model (a zoo architecture declares when it has them)
+#: -> (what it means, what to do without it)
+MODEL_PROPERTIES = {"global_pooling": ("ends in convolution -> global average pooling -> dense",
+                                       "use 'gradcam', which works for any CNN")}
 
 _EXTRA = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow", "jax": "jax",
           "flax": "jax"}
@@ -204,7 +216,7 @@ explainers.register("random", "xaibench.explain.baselines:random",
                     minimums={"seed": _SEED}, consumes=("seed",), additive=False)
 explainers.register("cam", "xaibench.explain.native:cam",
                     description="class activation map (conv -> global average pool -> dense)",
-                    native=True, additive=False)
+                    native=True, additive=False, requires=("global_pooling",))
 explainers.register("gradcam", "xaibench.explain.native:gradcam",
                     description="Grad-CAM at a convolution layer (last by default)",
                     native=True, additive=False)
