@@ -66,9 +66,10 @@ def check_pooled_dense_head(layer: str, activations: np.ndarray, gradients: np.n
     """Raise ConfigError unless the model after ``layer`` is global average pooling -> dense.
 
     ``head(a)`` are the scores (N, classes) for activations ``a``; ``scores`` =
-    ``head(activations)``, those of the explained images. Such a head (with at most a ReLU before the pooling) ignores where a
-    value is -- the scores stay when the positions are shuffled -- and its first-order
-    expansion is exact: y = head(0) + Σ g·A, which is what CAM's maps add up to.
+    ``head(activations)``, those of the explained images. Such a head (with at most a ReLU
+    before the pooling) ignores where a value is -- the scores stay when the positions are
+    shuffled -- and its first-order expansion is exact: y = head(0) + Σ g·A, which is what
+    CAM's maps add up to.
     """
     scale = 1.0 + float(np.abs(scores).max(initial=0.0))
     tol = 1e-3 * scale

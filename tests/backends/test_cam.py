@@ -188,7 +188,7 @@ def test_cam_equals_the_hand_computed_map(tiny, relu):
 
 
 def test_cam_is_gradcam_up_to_relu_and_the_pooling_factor(tiny):
-    # with global average pooling straight after the layer, ∂y^c/∂A^k = w_k^c / (H·W) everywhere
+    # global average pooling straight after the layer: ∂y^c/∂A^k = w_k^c / (H·W) everywhere
     cam = tiny[False].explain("cam", X, TARGETS).values
     gradcam = tiny[False].explain("gradcam", X, TARGETS).values
     np.testing.assert_allclose(gradcam, np.maximum(cam, 0) / 16, atol=1e-6)
