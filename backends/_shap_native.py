@@ -65,19 +65,22 @@ def additivity_gap(values: np.ndarray, outputs: np.ndarray,
     return gap, ADDITIVITY_ATOL + ADDITIVITY_RTOL * scale
 
 
-def _spread_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """(n_out, n_in) bilinear weights whose columns sum to 1 (each input cell's mass is kept).
-
-    Rows are the bilinear interpolation weights of ``tf.image.resize`` (half-pixel centres,
+def bilinear_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) bilinear interpolation weights of ``tf.image.resize`` (half-pixel centres,
     edge clamping; a triangle filter widened by the scale factor when shrinking, so that every
-    input cell reaches some output pixel); columns are then normalised.
-    """
+    input cell reaches some output pixel). Upsampling rows sum to 1."""
     scale = n_in / n_out
     centres = (np.arange(n_out) + 0.5) * scale - 0.5
     if scale < 1:
         centres = np.clip(centres, 0, n_in - 1)
     distance = np.abs(centres[:, None] - np.arange(n_in)[None, :]) / max(scale, 1.0)
-    weights = np.clip(1.0 - distance, 0.0, None)
+    return np.clip(1.0 - distance, 0.0, None)
+
+
+def _spread_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) bilinear weights whose columns sum to 1 (each input cell's mass is kept):
+    :func:`bilinear_matrix` with its columns normalised."""
+    weights = bilinear_matrix(n_out, n_in)
     return weights / weights.sum(axis=0, keepdims=True)
 
 

@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax
     raise MissingFrameworkError("flax", "jax") from exc
 
 from backends import _jax_deeplift, _jax_gradient, _user
+from backends._cam import CAM_METHODS, ClassActivationMaps
 from backends._shap_native import additivity_gap, spread_to_image
 
 LayerPath = tuple[str, ...]
@@ -63,7 +64,7 @@ class _UserInput(nn.Module):
         return self.model(jnp.transpose(x, (0, 3, 1, 2)) if self.nchw else x)
 
 
-class FlaxBackend(Backend):
+class FlaxBackend(ClassActivationMaps, Backend):
     """A Flax linen module mapping NHWC float input to (N, n_classes) scores.
 
     ``params`` is either the module's variables (``{"params": ..., ...}``, as returned by
@@ -72,7 +73,8 @@ class FlaxBackend(Backend):
 
     name = "flax"
     native_methods = {"deep": ("check_additivity",),
-                      "gradient": ("nsamples", "local_smoothing", "seed", "layer")}
+                      "gradient": ("nsamples", "local_smoothing", "seed", "layer"),
+                      **CAM_METHODS}
 
     def __init__(self, module: nn.Module, params: Any, spec: ImageSpec, *,
                  batch_size: int = 256) -> None:
@@ -97,6 +99,7 @@ class FlaxBackend(Backend):
         self._deeplift_plan: _jax_deeplift.Plan | None = None
         self._features: dict[LayerPath, Callable[[Any, jax.Array], jax.Array]] = {}
         self._heads: dict[LayerPath, Callable[[Any, jax.Array], jax.Array]] = {}
+        self._head_gradients: dict[LayerPath, Callable[..., jax.Array]] = {}
 
     # --- prediction ---------------------------------------------------------------------------
     def _predict_batch(self, x: np.ndarray) -> np.ndarray:
@@ -239,6 +242,49 @@ class FlaxBackend(Backend):
         return np.concatenate([np.asarray(self._features[path](self.variables,
                                                                x[i:i + self.batch_size]))
                                for i in range(0, len(x), self.batch_size)])
+
+    # --- class activation maps (backends._cam) -------------------------------------------------
+    def _conv_layer_names(self) -> list[str]:
+        found: list[str] = []
+
+        def record(next_fun, args, kwargs, context):
+            if context.method_name == "__call__" and isinstance(context.module, nn.Conv):
+                found.append(_layer_name(tuple(context.module.path)))
+            return next_fun(*args, **kwargs)
+
+        with nn.intercept_methods(record):
+            jax.eval_shape(lambda v, x: self.module.apply(v, x), self.variables,
+                           jax.ShapeDtypeStruct((1, *self.spec.shape), jnp.float32))
+        return list(dict.fromkeys(found))
+
+    def _layer_gradients(self, x: np.ndarray, output_indices: np.ndarray,
+                         layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """``layer``'s activations, then jax.vjp of the model from there (:meth:`_head`) gives
+        the gradient of each image's k-th explained score, for every k."""
+        path = self._resolve_layer(layer)
+        activations = self._activations(path, x)
+        if path not in self._head_gradients:
+            head = self._head(path)
+
+            def gradients(variables: Any, a: jax.Array, idx: jax.Array) -> jax.Array:
+                scores, pullback = jax.vjp(lambda z: head(variables, z), a)
+                return jnp.stack([pullback(jax.nn.one_hot(idx[:, k], scores.shape[1],
+                                                          dtype=scores.dtype))[0]
+                                  for k in range(idx.shape[1])], axis=-1)
+
+            self._head_gradients[path] = jax.jit(gradients)
+        grads = self._head_gradients[path]
+        return activations, np.concatenate([
+            np.asarray(grads(self.variables, activations[i:i + self.batch_size],
+                             output_indices[i:i + self.batch_size]))
+            for i in range(0, len(x), self.batch_size)])
+
+    def _layer_head(self, layer: str, activations: np.ndarray) -> np.ndarray:
+        head = self._head(self._resolve_layer(layer))
+        return np.concatenate([
+            np.asarray(head(self.variables, jnp.asarray(activations[i:i + self.batch_size],
+                                                        jnp.float32)), np.float64)
+            for i in range(0, len(activations), self.batch_size)])
 
     def _head(self, path: LayerPath) -> Callable[[Any, jax.Array], jax.Array]:
         """The model from the output of ``path`` on: ``head(variables, a)`` runs the model with

@@ -31,6 +31,7 @@ import shap  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from backends import _user  # noqa: E402
+from backends._cam import CAM_METHODS, ClassActivationMaps  # noqa: E402
 from backends._shap_native import (explain_by_class, global_numpy_rng_preserved,  # noqa: E402
                                    spread_to_image)
 from xaibench._files import replaced_atomically  # noqa: E402
@@ -233,12 +234,13 @@ def split_at_layer(model: keras.Model, target: keras.layers.Layer,
     return keras.Model(inputs, activations), head
 
 
-class KerasBackend(Backend):
-    """A Keras 3 model on TensorFlow; native explainers: deep, gradient."""
+class KerasBackend(ClassActivationMaps, Backend):
+    """A Keras 3 model on TensorFlow; native explainers: deep, gradient, cam, gradcam,
+    gradcam_pp."""
 
     name: ClassVar[str] = "keras"
     native_methods: ClassVar[dict[str, tuple[str, ...]]] = {
-        "deep": (), "gradient": ("nsamples", "local_smoothing", "seed", "layer")}
+        "deep": (), "gradient": ("nsamples", "local_smoothing", "seed", "layer"), **CAM_METHODS}
 
     def __init__(self, model: keras.Model, spec: ImageSpec, *, batch_size: int = 256) -> None:
         if not isinstance(model, keras.Model):
@@ -324,6 +326,37 @@ class KerasBackend(Backend):
             self._splits[layer] = split_at_layer(self.model, find_layer(self.model, layer),
                                                  self.spec.shape)
         return self._splits[layer]
+
+    # --- class activation maps (backends._cam) -------------------------------------------------
+    def _conv_layer_names(self) -> list[str]:
+        return [layer.name for layer in iter_layers(self.model)
+                if isinstance(layer, keras.layers.Conv2D)]
+
+    def _layer_gradients(self, x: np.ndarray, output_indices: np.ndarray,
+                         layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """The model split at ``layer``; tf.GradientTape on the head gives the gradient of each
+        image's k-th explained score, for every k."""
+        features, head = self._split(layer)
+        activations, gradients = [], []
+        for start in range(0, len(x), self.batch_size):
+            a = tf.convert_to_tensor(features(x[start:start + self.batch_size], training=False))
+            idx = tf.convert_to_tensor(output_indices[start:start + self.batch_size])
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(a)
+                explained = tf.gather(head(a, training=False), idx, batch_dims=1)
+                totals = [tf.reduce_sum(explained[:, k]) for k in range(idx.shape[1])]
+            gradients.append(np.stack([tape.gradient(total, a).numpy() for total in totals], -1))
+            activations.append(a.numpy())
+            del tape
+        self.n_evals += len(x)
+        return np.concatenate(activations), np.concatenate(gradients)
+
+    def _layer_head(self, layer: str, activations: np.ndarray) -> np.ndarray:
+        head = self._split(layer)[1]
+        return np.concatenate([
+            np.asarray(head(activations[i:i + self.batch_size].astype(np.float32),
+                            training=False), np.float64)
+            for i in range(0, len(activations), self.batch_size)])
 
     def _run(self, model: keras.Model, x: np.ndarray) -> np.ndarray:
         """``model(x)`` in batches (inference mode); counts the images."""

@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise MissingFrameworkError("torch", "torch") from exc
 
 from backends import _torch_checks, _user
+from backends._cam import CAM_METHODS, ClassActivationMaps
 from backends._shap_native import (additivity_gap, explain_by_class,
                                    global_numpy_rng_preserved, spread_to_image)
 
@@ -105,12 +106,13 @@ def _is_torchscript(path: Path) -> bool:
         return any("/code/" in name for name in archive.namelist())
 
 
-class TorchBackend(Backend):
+class TorchBackend(ClassActivationMaps, Backend):
     """A PyTorch ``nn.Module`` taking NCHW float input and returning (N, n_classes) scores."""
 
     name = "torch"
     native_methods = {"deep": ("check_additivity",),
-                      "gradient": ("nsamples", "local_smoothing", "seed", "layer")}
+                      "gradient": ("nsamples", "local_smoothing", "seed", "layer"),
+                      **CAM_METHODS}
 
     def __init__(self, module: nn.Module, spec: ImageSpec, *, batch_size: int = 256) -> None:
         super().__init__(spec, batch_size=batch_size)
@@ -238,6 +240,49 @@ class TorchBackend(Backend):
         if layer is None:
             return (values,)
         return spread_to_image(values, self.spec.shape), values
+
+    # --- class activation maps (backends._cam) ---------------------------------------------------
+    def _conv_layer_names(self) -> list[str]:
+        probe = self._to_tensor(np.zeros((1, *self.spec.shape), np.float32))
+        return [name for name, (mod, _) in _torch_checks.call_counts(self.module, probe).items()
+                if isinstance(mod, nn.Conv2d)]
+
+    def _layer_gradients(self, x: np.ndarray, output_indices: np.ndarray,
+                         layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass per batch keeps ``layer``'s output (a forward hook); autograd gives
+        the gradient of each image's k-th explained score, for every k."""
+        _, module = self._resolve_layer(layer, self._to_tensor(x[:1]))
+        kept: list[torch.Tensor] = []
+        handle = module.register_forward_hook(lambda _m, _i, output: kept.append(output))
+        activations, gradients = [], []
+        try:
+            for start in range(0, len(x), self.batch_size):
+                kept.clear()
+                scores = self.module(self._to_tensor(x[start:start + self.batch_size]))
+                idx = torch.from_numpy(output_indices[start:start + self.batch_size]).to(
+                    self.device)
+                explained = scores.gather(1, idx)
+                grads = [torch.autograd.grad(explained[:, k].sum(), kept[0],
+                                             retain_graph=k + 1 < idx.shape[1])[0]
+                         for k in range(idx.shape[1])]
+                activations.append(kept[0].detach().permute(0, 2, 3, 1).double().cpu().numpy())
+                gradients.append(torch.stack(grads, -1).permute(0, 2, 3, 1, 4)
+                                 .double().cpu().numpy())
+        finally:
+            handle.remove()
+        self.n_evals += len(x)
+        return np.concatenate(activations), np.concatenate(gradients)
+
+    def _layer_head(self, layer: str, activations: np.ndarray) -> np.ndarray:
+        _, module = self._resolve_layer(layer, self._to_tensor(np.zeros((1, *self.spec.shape),
+                                                                        np.float32)))
+        head = _FromLayer(self.module, module,
+                          self._to_tensor(np.zeros((1, *self.spec.shape), np.float32)))
+        a = torch.from_numpy(np.ascontiguousarray(activations.transpose(0, 3, 1, 2))).to(
+            self.device, self.dtype)
+        with torch.no_grad():
+            return np.concatenate([head(a[i:i + self.batch_size]).double().cpu().numpy()
+                                   for i in range(0, len(a), self.batch_size)])
 
     def _activations(self, module: nn.Module, t: torch.Tensor) -> torch.Tensor:
         """Output of ``module`` (a submodule of the model) for the NCHW batch ``t``."""

@@ -333,21 +333,29 @@ class Backend(ABC):
             takes = ", ".join(("background", *self.native_methods[method]))
             raise ConfigError(f"explainer '{method}' ({self.name}) got parameters {unknown}; "
                               f"it takes {takes}")
-        if background is None:
+        from xaibench.registry import explainers
+
+        if "background" not in explainers.entry(method).consumes:
+            if background is not None:
+                raise ConfigError(f"explainer '{method}' ({self.name}) takes no background; "
+                                  f"remove it")
+        elif background is None:
             raise ConfigError(f"explainer '{method}' needs background=<images (B, H, W, C)>")
         x = self.spec.check(x)
-        background = self.spec.check(background)
-        if len(background) == 0:
-            raise ConfigError(f"explainer '{method}': the background is empty")
+        if background is not None:
+            background = self.spec.check(background)
+            if len(background) == 0:
+                raise ConfigError(f"explainer '{method}': the background is empty")
         output_indices = np.asarray(output_indices, dtype=np.int64)
         if output_indices.ndim != 2 or len(output_indices) != len(x):
             raise XaibenchError(f"output_indices must be ({len(x)}, K); got {output_indices.shape}")
         return self._native_explain(method, x, output_indices, background=background, **params)
 
     def _native_explain(self, method: str, x: np.ndarray, output_indices: np.ndarray, *,
-                        background: np.ndarray, **params: Any) -> tuple[np.ndarray, ...]:
+                        background: np.ndarray | None, **params: Any) -> tuple[np.ndarray, ...]:
         """Run ``self._native_<method>(x, output_indices, background, **params)`` on checked
-        inputs; base values are the mean model outputs over ``background`` (counted evaluations).
+        inputs; base values are the mean model outputs over ``background`` (counted evaluations),
+        or 0 for explainers without a background (class activation maps).
 
         ``_native_<method>`` returns (values,) or, for a ``layer``, (values, layer values), and
         adds the images it passes through the model to ``n_evals`` (passes that only verify the
@@ -355,8 +363,10 @@ class Backend(ABC):
         values in closed form overrides this method instead.
         """
         impl = getattr(self, f"_native_{method}")
-        scores = self.predict(background).astype(np.float64)
-        base_values = scores.mean(axis=0)[output_indices]
+        if background is None:
+            base_values = np.zeros(output_indices.shape)
+        else:
+            base_values = self.predict(background).astype(np.float64).mean(axis=0)[output_indices]
         values, *layer_values = impl(x, output_indices, background, **params)
         return (values, base_values, *layer_values)
 

@@ -66,6 +66,11 @@ class Entry:
     #: explainers: the param that bounds the model evaluations per image (what a config's
     #: ``budget`` sweep sets), None when the cost is not set by one
     budget: str | None = None
+    #: explainers: whether Σφ = f(x) − base holds (else the additivity metric does not apply)
+    additive: bool = True
+    #: explainers: the :data:`MODEL_PROPERTIES` a model must have (zoo models are checked at
+    #: validation, user models when explained)
+    requires: frozenset[str] = frozenset()
 
     @property
     def available(self) -> bool:
@@ -85,7 +90,8 @@ class Registry:
                  description: str = "", native_explainers: tuple[str, ...] = (),
                  train_options: Mapping[str, Any] | None = None, native: bool = False,
                  minimums: Mapping[str, Minimum] | None = None, consumes: tuple[str, ...] = (),
-                 default_masker: str | None = None, budget: str | None = None) -> None:
+                 default_masker: str | None = None, budget: str | None = None,
+                 additive: bool = True, requires: tuple[str, ...] = ()) -> None:
         """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path), with
         the declarations of :class:`Entry`."""
         if name in self._entries:
@@ -93,10 +99,13 @@ class Registry:
         unknown = set(consumes) - set(EXPLAINER_INPUTS)
         if unknown:
             raise ValueError(f"{self.kind} '{name}' consumes unknown inputs {sorted(unknown)}")
+        if set(requires) - set(MODEL_PROPERTIES):
+            raise ValueError(f"{self.kind} '{name}' requires unknown model properties "
+                             f"{sorted(set(requires) - set(MODEL_PROPERTIES))}")
         self._entries[name] = Entry(name, target, framework, description,
                                     frozenset(native_explainers), dict(train_options or {}),
                                     native, dict(minimums or {}), frozenset(consumes),
-                                    default_masker, budget)
+                                    default_masker, budget, additive, frozenset(requires))
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -141,6 +150,11 @@ class Registry:
 #: ``seed`` (derived from the cell's key unless the config's params set it)
 EXPLAINER_INPUTS = ("masker", "background", "seed")
 
+#: what an explainer may require of a model (a zoo architecture declares when it has them)
+#: -> (what it means, what to do without it)
+MODEL_PROPERTIES = {"global_pooling": ("ends in convolution -> global average pooling -> dense",
+                                       "use 'gradcam', which works for any CNN")}
+
 _EXTRA = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow", "jax": "jax",
           "flax": "jax"}
 
@@ -156,15 +170,16 @@ ALL = {r.kind: r for r in (backends, models, datasets, explainers, maskers, metr
 # a backend is one line: native_explainers are the keys of the class's ``native_methods`` and
 # train_options its ``fit`` keywords beyond epochs, batch_size, lr, declared here without
 # importing the framework (tests/unit/experiment/test_config.py checks both)
+_NATIVE = ("deep", "gradient", "cam", "gradcam", "gradcam_pp")
 backends.register("torch", "backends.torch_backend:TorchBackend", framework="torch",
-                  description="PyTorch nn.Module", native_explainers=("deep", "gradient"))
+                  description="PyTorch nn.Module", native_explainers=_NATIVE)
 backends.register("keras", "backends.keras_backend:KerasBackend", framework="tensorflow",
                   description="Keras 3 model on TensorFlow 2",
-                  native_explainers=("deep", "gradient"),
+                  native_explainers=_NATIVE,
                   train_options={"augment": bool, "patience": int | None,
                                  "validation_fraction": float})
 backends.register("flax", "backends.flax_backend:FlaxBackend", framework="flax",
-                  description="Flax linen module on JAX", native_explainers=("deep", "gradient"))
+                  description="Flax linen module on JAX", native_explainers=_NATIVE)
 
 models.register("fmnist_cnn", "backends.zoo.architectures:FMNIST_CNN",
                 description="conv32-conv16 3x3 SAME ReLU, dense 10 (Flax tutorial CNN)")
@@ -201,9 +216,19 @@ explainers.register("permutation", "xaibench.explain.permutation:permutation",
                     default_masker="blur(8,8)", budget="max_evals")
 explainers.register("random", "xaibench.explain.baselines:random",
                     description="baseline: Gaussian noise attributions (a floor for metrics)",
-                    minimums={"seed": _SEED}, consumes=("seed",))
+                    minimums={"seed": _SEED}, consumes=("seed",), additive=False)
 explainers.register("edge", "xaibench.explain.baselines:edge",
-                    description="baseline: Sobel edge magnitude of the image (no model)")
+                    description="baseline: Sobel edge magnitude of the image (no model)",
+                    additive=False)
+explainers.register("cam", "xaibench.explain.native:cam",
+                    description="class activation map (conv -> global average pool -> dense)",
+                    native=True, additive=False, requires=("global_pooling",))
+explainers.register("gradcam", "xaibench.explain.native:gradcam",
+                    description="Grad-CAM at a convolution layer (last by default)",
+                    native=True, additive=False)
+explainers.register("gradcam_pp", "xaibench.explain.native:gradcam_pp",
+                    description="Grad-CAM++ at a convolution layer (last by default)",
+                    native=True, additive=False)
 
 maskers.register("inpaint_telea", "xaibench.explain.maskers:inpaint_telea",
                  description="OpenCV Telea inpainting of masked pixels")

@@ -11,20 +11,24 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
+from backends.zoo.architectures import check_fmnist_cnn_head
 from xaibench.backend import ImageSpec
 
 
 class FmnistCNN(nn.Module):
-    """conv -> ReLU -> conv -> ReLU (3x3, SAME, stride 1) -> flatten -> dense (logits)."""
+    """conv -> ReLU -> conv -> ReLU (3x3, SAME, stride 1) -> flatten or global average
+    pooling (``pooled``) -> dense (logits)."""
 
     n_classes: int
     filters: tuple[int, int] = (32, 16)
+    pooled: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = nn.relu(nn.Conv(self.filters[0], (3, 3), padding="SAME", name="conv1")(x))
         x = nn.relu(nn.Conv(self.filters[1], (3, 3), padding="SAME", name="conv2")(x))
-        return nn.Dense(self.n_classes, name="dense")(x.reshape((x.shape[0], -1)))
+        x = x.mean(axis=(1, 2)) if self.pooled else x.reshape((x.shape[0], -1))
+        return nn.Dense(self.n_classes, name="dense")(x)
 
 
 class MLP(nn.Module):
@@ -39,9 +43,12 @@ class MLP(nn.Module):
         return nn.Dense(self.n_classes, name="dense2")(x)
 
 
-def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16) -> nn.Module:
-    """The two-convolution CNN (32 then 16 filters, 3x3 SAME, no pooling) with a dense head."""
-    return FmnistCNN(spec.n_classes, (conv1, conv2))
+def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16,
+               head: str = "flatten") -> nn.Module:
+    """The two-convolution CNN (32 then 16 filters, 3x3 SAME) with a dense head on the
+    flattened (``head="flatten"``) or globally average-pooled (``"gap"``) feature map."""
+    check_fmnist_cnn_head(head)
+    return FmnistCNN(spec.n_classes, (conv1, conv2), head == "gap")
 
 
 def mlp(spec: ImageSpec, *, hidden: int = 128) -> nn.Module:

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from backends.zoo.architectures import check_fmnist_cnn_head
 from xaibench.backend import ImageSpec
 from xaibench.errors import ConfigError
 
@@ -21,14 +22,18 @@ from xaibench.errors import ConfigError
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
-def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16) -> keras.Model:
-    """conv ``conv1`` -> ReLU -> conv ``conv2`` -> ReLU (3x3, SAME) -> flatten -> dense (logits)."""
+def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16,
+               head: str = "flatten") -> keras.Model:
+    """conv ``conv1`` -> ReLU -> conv ``conv2`` -> ReLU (3x3, SAME) -> flatten (``head=
+    "flatten"``) or global average pooling (``"gap"``) -> dense (logits)."""
+    check_fmnist_cnn_head(head)
     inputs = keras.Input(spec.shape, name="image")
     x = layers.Conv2D(conv1, 3, padding="same", name="conv1")(inputs)
     x = layers.ReLU(name="relu1")(x)
     x = layers.Conv2D(conv2, 3, padding="same", name="conv2")(x)
     x = layers.ReLU(name="relu2")(x)
-    x = layers.Flatten(name="flatten")(x)
+    x = (layers.GlobalAveragePooling2D(name="pool") if head == "gap"
+         else layers.Flatten(name="flatten"))(x)
     return keras.Model(inputs, layers.Dense(spec.n_classes, name="dense")(x), name="fmnist_cnn")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from backends.zoo.architectures import check_fmnist_cnn_head
 from xaibench.backend import ImageSpec
 
 
@@ -25,21 +26,25 @@ def _flatten_channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 class FmnistCNN(nn.Module):
-    """conv 32 -> ReLU -> conv 16 -> ReLU (3x3, SAME, stride 1) -> flatten -> dense (logits)."""
+    """conv 32 -> ReLU -> conv 16 -> ReLU (3x3, SAME, stride 1) -> flatten or global average
+    pooling (``head``) -> dense (logits)."""
 
-    def __init__(self, spec: ImageSpec, conv1: int = 32, conv2: int = 16) -> None:
+    def __init__(self, spec: ImageSpec, conv1: int = 32, conv2: int = 16,
+                 head: str = "flatten") -> None:
         super().__init__()
+        check_fmnist_cnn_head(head)
         h, w, c = spec.shape
+        self.pooled = head == "gap"
         self.conv1 = nn.Conv2d(c, conv1, kernel_size=3, stride=1, padding="same")
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(conv1, conv2, kernel_size=3, stride=1, padding="same")
         self.relu2 = nn.ReLU()
-        self.dense = nn.Linear(h * w * conv2, spec.n_classes)
+        self.dense = nn.Linear(conv2 if self.pooled else h * w * conv2, spec.n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu1(self.conv1(x))
         x = self.relu2(self.conv2(x))
-        return self.dense(_flatten_channels_last(x))
+        return self.dense(x.mean(dim=(2, 3)) if self.pooled else _flatten_channels_last(x))
 
 
 class MLP(nn.Module):
@@ -56,9 +61,11 @@ class MLP(nn.Module):
         return self.dense2(self.relu(self.dense1(_flatten_channels_last(x))))
 
 
-def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16) -> nn.Module:
-    """The two-convolution CNN (32 then 16 filters, 3x3 SAME, no pooling) with a dense head."""
-    return FmnistCNN(spec, conv1=conv1, conv2=conv2)
+def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16,
+               head: str = "flatten") -> nn.Module:
+    """The two-convolution CNN (32 then 16 filters, 3x3 SAME) with a dense head on the
+    flattened (``head="flatten"``) or globally average-pooled (``"gap"``) feature map."""
+    return FmnistCNN(spec, conv1=conv1, conv2=conv2, head=head)
 
 
 def mlp(spec: ImageSpec, *, hidden: int = 128) -> nn.Module:

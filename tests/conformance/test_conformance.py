@@ -20,7 +20,13 @@ EXPLAINER_CASES = {
     "permutation": ({"masker": "blur(3,3)", "max_evals": 2 * 64 + 1}, True, 1e-4),
     "random": ({"seed": 0}, False, 0.0),
     "edge": ({}, False, 0.0),
+    "cam": ({}, False, 0.0),
+    "gradcam": ({}, False, 0.0),
+    "gradcam_pp": ({"layer": "conv1"}, False, 0.0),
 }
+
+#: explainers that need a model ending in global average pooling (the zoo's head="gap")
+POOLED_HEAD = {"cam"}
 
 
 @pytest.fixture(scope="module", params=list(backends))
@@ -29,6 +35,12 @@ def backend(request):
     if not entry.available:
         pytest.skip(f"{entry.framework} not installed")
     return backends.get(request.param).from_zoo("fmnist_cnn", TINY, seed=0)
+
+
+@pytest.fixture(scope="module")
+def pooled_backend(backend):
+    """The backend's framework, fmnist_cnn with a global-average-pooling head."""
+    return type(backend).from_zoo("fmnist_cnn", TINY, seed=0, head="gap")
 
 
 def test_every_explainer_has_a_case():
@@ -40,18 +52,22 @@ def test_backend_conformance(backend):
 
 
 @pytest.mark.parametrize("method", sorted(EXPLAINER_CASES))
-def test_explainer_conformance(backend, method):
+def test_explainer_conformance(backend, method, request):
     params, additive, atol = EXPLAINER_CASES[method]
+    if method in POOLED_HEAD:
+        backend = request.getfixturevalue("pooled_backend")
     if method in {"deep", "gradient"}:
         params = {**params, "background": sample_images(backend, 10, seed=2)}
     attribution = check_explainer(backend, method, additive=additive, atol=atol, **params)
     assert attribution.method == method
     assert np.abs(attribution.values).sum() > 0
-    if method in backend.native_methods:  # base values: mean outputs over the background
+    if "background" in params:  # base values: mean outputs over the background
         expected = backend.predict(params["background"]).astype(np.float64).mean(axis=0)
         np.testing.assert_array_equal(attribution.base_values,
                                       expected[attribution.output_indices])
         assert attribution.model_evals > len(params["background"])
+    elif method in backend.native_methods:  # class activation maps: no reference, base 0
+        np.testing.assert_array_equal(attribution.base_values, 0.0)
 
 
 @pytest.mark.parametrize("method", ["deep", "gradient"])

@@ -741,6 +741,30 @@ def _check_native(models: tuple[ModelConfig, ...],
                               f"'{model.backend}' ([[models]] #{model_number}) cannot run "
                               f"explainer '{explainer.name}'; it runs: {', '.join(runs)} — "
                               f"remove the explainer or that model")
+    _check_required_properties(models, explainers)
+
+
+def _check_required_properties(models: tuple[ModelConfig, ...],
+                               explainers: tuple[ExplainerConfig, ...]) -> None:
+    """ConfigError when a zoo model lacks a property an explainer requires (user models are
+    checked when explained)."""
+    for number, explainer in enumerate(explainers, 1):
+        for prop in sorted(registry.explainers.entry(explainer.name).requires):
+            for model_number, model in enumerate(models, 1):
+                if model.user is not None:
+                    continue
+                architecture = registry.models.get(model.architecture)
+                if architecture.has(prop, model.params):
+                    continue
+                what, otherwise = registry.MODEL_PROPERTIES[prop]
+                params = ", ".join(f"{key} = {value!r}"
+                                   for key, value in architecture.properties.get(prop, {}).items())
+                fix = (f"build it with params = {{ {params} }}" if prop in architecture.properties
+                       else "use another architecture")
+                raise ConfigError(
+                    f"[[explainers]] #{number} ({explainer.name}) needs a model that {what}; "
+                    f"[[models]] #{model_number} ({model.backend} {model.architecture}) does "
+                    f"not: {fix}, or {otherwise}")
 
 
 def _masker_spec(spec: Any, where: str, image_shape: tuple[int, int, int]) -> str:

@@ -9,6 +9,9 @@ normally run through ``backend.explain(name, x, targets, **params)`` (see
   PermutationExplainer; needs ``max_evals >= 2·H·W·C + 1``
 - ``random``: :func:`xaibench.explain.baselines.random` — noise floor for metrics, not additive
 - ``deep``, ``gradient``: :mod:`xaibench.explain.native` — computed by the framework backends
+- ``cam``, ``gradcam``, ``gradcam_pp``: :mod:`xaibench.explain.native` — class activation maps
+  at a convolution layer, computed by the framework backends (:mod:`backends._cam`); not
+  additive (base values 0)
 
 Maskers (``masker="blur(8,8)"``, ``"inpaint_telea"``, ``"inpaint_ns"``) are built from spec
 strings by :func:`make_masker` / parsed by :func:`parse_masker_spec`

@@ -27,3 +27,29 @@ def gradient(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     return backend.native_explain("gradient", x, output_indices, background=background,
                                   nsamples=nsamples, local_smoothing=local_smoothing, seed=seed,
                                   layer=layer)
+
+
+def cam(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
+        layer: str | int | None = None) -> tuple[np.ndarray, ...]:
+    """CAM (Zhou et al. 2016) for models ending in conv -> global average pooling -> dense.
+
+    ``layer`` names (or indexes) a convolution layer, by default the last one; the map
+    Σ_k w_k^c A^k is upsampled bilinearly to the image and repeated over its channels; base
+    values are 0 (not additive). Other models raise ConfigError suggesting 'gradcam'.
+    Computed by the backend (``backends._cam``).
+    """
+    return backend.native_explain("cam", x, output_indices, layer=layer)
+
+
+def gradcam(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
+            layer: str | int | None = None) -> tuple[np.ndarray, ...]:
+    """Grad-CAM (Selvaraju et al. 2017) at a convolution ``layer`` (default: the last one):
+    ReLU(Σ_k α_k A^k) with α_k the spatial mean of ∂score/∂A^k, upsampled as :func:`cam`."""
+    return backend.native_explain("gradcam", x, output_indices, layer=layer)
+
+
+def gradcam_pp(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
+               layer: str | int | None = None) -> tuple[np.ndarray, ...]:
+    """Grad-CAM++ (Chattopadhay et al. 2018), the closed-form weights for an exponential score
+    from the first-order gradients, at a convolution ``layer``; upsampled as :func:`cam`."""
+    return backend.native_explain("gradcam_pp", x, output_indices, layer=layer)

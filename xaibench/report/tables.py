@@ -142,9 +142,9 @@ def _with_additivity(store: Store, cells: "pd.DataFrame",
     frames = [metrics] if len(metrics) else []
     for cell in missing.itertuples():
         arrays = store.load_arrays(cell.cell_key)
-        gap = Attribution(cell.explainer, arrays["values"], arrays["output_indices"],
-                          arrays["base_values"], arrays["model_outputs"], cell.wall_seconds,
-                          cell.model_evals).additivity_gap()
+        gap = AdditivityGap()(None, None, Attribution(  # type: ignore[arg-type]
+            cell.explainer, arrays["values"], arrays["output_indices"], arrays["base_values"],
+            arrays["model_outputs"], cell.wall_seconds, cell.model_evals))
         image, output = np.indices(gap.shape).reshape(2, -1)
         frames.append(pd.DataFrame({
             "cell_key": cell.cell_key, "metric": AdditivityGap.name, "image": image,

@@ -112,7 +112,7 @@ def test_validation_imports_no_framework(tiny_toml):
     # architecture params and backend-specific training params, read without importing
     ('architecture = "fmnist_cnn"', 'architecture = "fmnist_cnn"\nparams = { conv_1 = 4 }',
      "[[models]] #1 params of architecture 'fmnist_cnn' (torch): unknown param 'conv_1' — did "
-     "you mean 'conv1'? (it takes: conv1=32, conv2=16)"),
+     "you mean 'conv1'? (it takes: conv1=32, conv2=16, head='flatten')"),
     ('lr = 1e-2 }', 'lr = 1e-2, patience = 2 }',
      "unknown key 'patience' in [[models]] #1 train (allowed: epochs, batch_size, lr)"),
     # types and ranges
@@ -126,6 +126,11 @@ def test_validation_imports_no_framework(tiny_toml):
     ('metrics = ["additivity"]',
      'metrics = ["max_sensitivity"]\n[metric_params]\nmax_sensitivity = {raduis = 0.1}',
      "[metric_params] max_sensitivity: unknown param 'raduis' — did you mean 'radius'?"),
+    # what an explainer requires of a zoo model (CAM: global average pooling before the dense)
+    ('name = "deep"', 'name = "cam"',
+     "[[explainers]] #2 (cam) needs a model that ends in convolution -> global average pooling "
+     "-> dense; [[models]] #1 (torch fmnist_cnn) does not: build it with params = { head = "
+     "'gap' }, or use 'gradcam', which works for any CNN"),
 ])
 def test_mistakes_fail_with_a_specific_message(tiny_toml, old, new, message):
     assert old in tiny_toml

@@ -59,3 +59,17 @@ def test_import_loads_no_framework():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
+
+
+def test_additivity_is_not_applicable_to_explainers_declared_not_additive():
+    from xaibench.metrics import AdditivityGap
+    from xaibench.registry import explainers
+
+    assert {name for name in explainers if not explainers.entry(name).additive} == {
+        "random", "cam", "gradcam", "gradcam_pp"}
+    values = np.ones((2, 2, 2, 1, 1))
+    for method, expected in (("gradcam", np.full((2, 1), np.nan)),
+                             ("partition", np.full((2, 1), 3.0))):  # |4 - (1 - 0)|
+        attribution = Attribution(method, values, np.zeros((2, 1), np.int64), np.zeros((2, 1)),
+                                  np.ones((2, 1)), wall_seconds=1.0, model_evals=0)
+        np.testing.assert_array_equal(AdditivityGap()(None, None, attribution), expected)
