@@ -172,6 +172,8 @@ models.register("vgg16_transfer", "backends.zoo.architectures:VGG16_TRANSFER",
 
 datasets.register("fashion_mnist", "xaibench.data.fashion_mnist:load",
                   description="Fashion-MNIST 28x28 grey, 10 classes")
+datasets.register("cifar10", "xaibench.data.cifar10:load",
+                  description="CIFAR-10 32x32 colour, 10 classes (python-pickle batches)")
 datasets.register("digits", "xaibench.data.digits:load",
                   description="scikit-learn's bundled 8x8 digits")
 datasets.register("image_folder", "xaibench.data.image_folder:load",
