@@ -165,6 +165,9 @@ backends.register("flax", "backends.flax_backend:FlaxBackend", framework="flax",
 
 models.register("fmnist_cnn", "backends.zoo.architectures:FMNIST_CNN",
                 description="conv32-conv16 3x3 SAME ReLU, dense 10 (Flax tutorial CNN)")
+models.register("cifar_convnet", "backends.zoo.architectures:CIFAR_CONVNET",
+                description="CIFAR-10 tutorial ConvNet: 6 conv-ReLU-(pool)-BatchNorm, conv 1x1, "
+                            "avgpool")
 models.register("mlp", "backends.zoo.architectures:MLP",
                 description="flatten, dense 128 ReLU, dense 10")
 models.register("vgg16_transfer", "backends.zoo.architectures:VGG16_TRANSFER",
