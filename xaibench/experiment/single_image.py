@@ -56,10 +56,11 @@ def read_image(path: str | Path, spec: ImageSpec) -> np.ndarray:
 def explain_image(image_path: str | Path, results_dir: str | Path, *, model: str | None = None,
                   explainer: str = "deep", masker: str | None = None,
                   params: dict[str, Any] | None = None, top_k: int = 3) -> ImageExplanation:
-    """Explain the ``top_k`` classes of the image file with ``model`` (a model key, its prefix,
-    "backend:architecture" or a user model's name; may be omitted when the run has one model)
+    """Explain the ``top_k`` classes of the image file with ``model`` (a model key or its
+    prefix, "backend:architecture", or the architecture (a user model's name) when only one
+    model has it; may be omitted when the run has one model)
     of the run in ``results_dir``, by ``explainer`` (with ``masker`` where it takes one)."""
-    from xaibench.experiment.checkpoints import checkpoint_path, copy_model, obtain_model
+    from xaibench.experiment.checkpoints import copy_model, obtain_model
     from xaibench.experiment.config import config_from_dict
     from xaibench.experiment.plan import data_fingerprint, make_plan
     from xaibench.experiment.runner import explain_params, load_dataset, select_background
@@ -85,11 +86,13 @@ def explain_image(image_path: str | Path, results_dir: str | Path, *, model: str
 
     if chosen.user is None:
         source = plan.model(chosen.weights_from) if chosen.weights_from else chosen
-        if not checkpoint_path(source).is_file():
-            raise DataError(f"the checkpoint of {source.label} is not in the cache "
-                            f"({checkpoint_path(source)}); run the experiment again to "
-                            f"train it")
-        obtained = obtain_model(source, dataset, progress=False)
+        stored = dict(store.frame("models")[["model_key", "checkpoint"]].values).get(source.key)
+        if not stored or not Path(stored).is_file():
+            where = f"its checkpoint {stored} is gone" if stored else "it holds no such model"
+            raise DataError(f"{results_dir} cannot give {source.label}: {where}; run the "
+                            f"experiment again to train it")
+        obtained = obtain_model(source, dataset, cache_dir=Path(stored).parents[1],
+                                progress=False)
         if chosen.weights_from:
             obtained = copy_model(chosen, obtained, dataset)
     else:
@@ -99,7 +102,7 @@ def explain_image(image_path: str | Path, results_dir: str | Path, *, model: str
     attribution = backend.explain(cell.explainer, x, cell.targets,
                                   **explain_params(cell, select_background(config, dataset)))
     return ImageExplanation(x[0], probabilities(backend.predict(x)[0]),
-                            backend.spec.class_names, attribution, _name(chosen))
+                            backend.spec.class_names, attribution, chosen.label)
 
 
 def _file_shaped(resolved: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -133,27 +136,23 @@ def probabilities(scores: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
-def _name(model: Any) -> str:
-    return model.user["name"] if model.user is not None and model.user.get("name") \
-        else model.label
-
-
 def _choose(models: tuple, wanted: str | None, results_dir: Path) -> Any:
     """The run's model named ``wanted`` (see :func:`explain_image`); ConfigError naming the
     run's models otherwise."""
     from xaibench.registry import did_you_mean
 
-    names = [f"{_name(m)} (key {m.key[:12]})" for m in models]
+    names = [f"{m.label} (key {m.key[:12]})" for m in models]
     if wanted is None:
         if len(models) == 1:
             return models[0]
         raise ConfigError(f"{results_dir} holds {len(models)} models; choose one with --model: "
                           + ", ".join(names))
-    found = [m for m in models if wanted in (_name(m), m.label) or m.key.startswith(wanted)]
+    found = [m for m in models
+             if wanted in (m.label, m.architecture) or m.key.startswith(wanted)]
     if len(found) != 1:
         problem = "no model" if not found else f"{len(found)} models"
         raise ConfigError(f"{results_dir} holds {problem} named '{wanted}'"
-                          f"{did_you_mean(wanted, [_name(m) for m in models])}; its models: "
+                          f"{did_you_mean(wanted, [m.label for m in models])}; its models: "
                           + ", ".join(names))
     return found[0]
 
