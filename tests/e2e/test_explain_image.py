@@ -3,6 +3,7 @@ tiny torch run (digits 8x8 grey) and by a user model, with its printed top-k and
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 import numpy as np
@@ -11,10 +12,10 @@ from PIL import Image
 
 from tests.backends import _user_models as um
 from tests.unit.experiment._tiny import TINY_TOML
+from xaibench.backend import ImageSpec
 from xaibench.cli import main
 from xaibench.errors import DataError
 from xaibench.experiment.single_image import explain_image, probabilities, read_image
-from xaibench.backend import ImageSpec
 
 torch = pytest.importorskip("torch")
 
@@ -106,7 +107,7 @@ def test_errors_are_one_line(run_dir, images, args, message, capsys):
     assert main(["explain", str(images["rgba"]), "--results", run_dir, *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert __import__("re").search(message, err), err
+    assert re.search(message, err), err
 
 
 def test_unreadable_image_and_missing_results(run_dir, tmp_path, capsys):

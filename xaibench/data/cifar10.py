@@ -164,8 +164,8 @@ def load(*, n_train: int | None = None, n_test: int | None = None,
     names of ``batches.meta``.
 
     ``n_train`` / ``n_test`` keep the first n images of each split in file order (None keeps
-    all the files hold). ``download=True`` calls :func:`fetch` when nothing is found; otherwise a missing
-    dataset raises :class:`DataError` saying how to get it.
+    all the files hold). ``download=True`` calls :func:`fetch` when nothing is found;
+    otherwise a missing dataset raises :class:`DataError` saying how to get it.
     """
     describe(n_train=n_train, n_test=n_test)
     folder = find()
