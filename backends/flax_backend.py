@@ -365,29 +365,43 @@ class FlaxBackend(ClassActivationMaps, Backend):
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 256,
             lr: float = 1e-4, seed: int = 0, progress: bool = True) -> dict[str, list[float]]:
-        """Adam on softmax cross-entropy (the Flax tutorial recipe); returns loss/accuracy."""
+        """Adam on softmax cross-entropy (the Flax tutorial recipe); returns loss/accuracy.
+
+        A model with BatchNorm statistics (a ``batch_stats`` collection) must have a ``train``
+        attribute (as the zoo's ``cifar_convnet``): it is trained as ``module.clone(train=True)``
+        with the statistics updated from each batch, and no batch is padded (padding rows would
+        enter the statistics).
+        """
         import optax
 
         x, y = self._training_data(x, y, epochs=epochs, batch_size=batch_size, lr=lr)
-        if set(self.variables) != {"params"}:
+        stats = {k: v for k, v in self.variables.items() if k != "params"}
+        if stats and (set(stats) != {"batch_stats"} or not hasattr(self.module, "train")):
             raise UnsupportedModelError(
-                f"fit trains models whose only variables are 'params'; this one also has "
-                f"{sorted(set(self.variables) - {'params'})}")
-        module, optimizer = self.module, optax.adam(lr)
+                f"fit trains models whose variables are 'params' and, for a module with a "
+                f"`train` attribute switching its BatchNorm, 'batch_stats'; this one has "
+                f"{sorted(self.variables)}: train it yourself and load its variables")
+        module = self.module.clone(train=True) if stats else self.module
+        optimizer = optax.adam(lr)
 
         @jax.jit
-        def step(params, state, xb, yb, weight):
+        def step(params, batch_stats, state, xb, yb, weight):
             def loss_fn(p):
-                logits = module.apply({"params": p}, xb)
+                if batch_stats:
+                    logits, updated = module.apply({"params": p, "batch_stats": batch_stats},
+                                                   xb, mutable=["batch_stats"])
+                else:
+                    logits, updated = module.apply({"params": p}, xb), {}
                 losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
-                return jnp.sum(losses * weight) / jnp.sum(weight), logits
+                return jnp.sum(losses * weight) / jnp.sum(weight), (logits, updated)
 
-            (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            (loss, (logits, updated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
             updates, state = optimizer.update(grads, state, params)
             correct = jnp.sum((jnp.argmax(logits, axis=1) == yb) * weight)
-            return optax.apply_updates(params, updates), state, loss, correct
+            return (optax.apply_updates(params, updates), updated.get("batch_stats", {}), state,
+                    loss, correct)
 
-        params = self.variables["params"]
+        params, batch_stats = self.variables["params"], stats.get("batch_stats", {})
         state = optimizer.init(params)
         rng = np.random.default_rng(int(seed))
         n = len(x)
@@ -397,17 +411,19 @@ class FlaxBackend(ClassActivationMaps, Backend):
             loss_sum = correct_sum = 0.0
             for start in self._epoch_bar(range(0, n, batch_size), epoch, epochs, progress):
                 idx = order[start:start + batch_size]
-                pad = batch_size - len(idx)  # one compiled step: pad with zero-weight rows
+                # one compiled step: pad with zero-weight rows (not with batch statistics)
+                pad = 0 if stats else batch_size - len(idx)
                 weight = np.r_[np.ones(len(idx)), np.zeros(pad)].astype(np.float32)
                 idx = np.r_[idx, np.zeros(pad, idx.dtype)]
-                params, state, loss, correct = step(params, state, x[idx],
-                                                    y[idx].astype(np.int32), weight)
-                loss_sum += float(loss) * (batch_size - pad)
+                params, batch_stats, state, loss, correct = step(
+                    params, batch_stats, state, x[idx], y[idx].astype(np.int32), weight)
+                loss_sum += float(loss) * (len(idx) - pad)
                 correct_sum += float(correct)
             history["loss"].append(loss_sum / max(n, 1))
             history["accuracy"].append(correct_sum / max(n, 1))
             self._check_epoch_loss(history["loss"][-1], epoch=epoch, epochs=epochs, lr=lr)
-        self.variables = {**self.variables, "params": params}
+        self.variables = {**self.variables, "params": params,
+                          **({"batch_stats": batch_stats} if stats else {})}
         self._check_trained_weights(epochs=epochs, lr=lr)
         return history
 

@@ -9,6 +9,8 @@
     xaibench status RESULTS_DIR            cells done / failed / pending, and the failures
     xaibench report RESULTS_DIR [--format md,csv,html] [--screenshot PNG]
     xaibench compare RESULTS_A RESULTS_B   leaderboards of two runs side by side
+    xaibench explain IMAGE --results DIR [--model M] [--explainer E] [--masker S]
+        [--param K=V ...] [--top-k K] [--figure PNG]   explain one image file with a run's model
 
 Exit status: 0 done; 1 a run in which some cells failed; 2 an error, printed as one line
 ``xaibench: error: ...`` (an unexpected exception too, with a hint to ``--debug``, which shows
@@ -136,6 +138,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("results_a", type=Path, help="results directory of run a")
     compare.add_argument("results_b", type=Path, help="results directory of run b")
     compare.set_defaults(command=_compare)
+
+    explain = add("explain", help="explain one image file with a model of a run")
+    explain.add_argument("image", type=Path, help="PNG or JPEG file (any size and mode)")
+    explain.add_argument("--results", type=Path, required=True, metavar="DIR",
+                         help="results directory of the run whose model explains the image")
+    explain.add_argument("--model", help="model key (or prefix), backend:architecture or a user "
+                                         "model's name (needed when the run has several)")
+    explain.add_argument("--explainer", default="deep", help="explainer name (default: deep)")
+    explain.add_argument("--masker", help="masker spec for explainers taking one, e.g. blur(8,8)")
+    explain.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="explainer parameter (TOML value), repeatable")
+    explain.add_argument("--top-k", type=int, default=3, help="classes explained (default 3)")
+    explain.add_argument("--figure", type=Path, metavar="PNG",
+                         help="figure path (default: <image name>.explained.png beside it)")
+    explain.set_defaults(command=_explain)
     return parser
 
 
@@ -248,6 +265,37 @@ def _compare(args: argparse.Namespace) -> int:
     for results_dir in (args.results_a, args.results_b):
         require_store(results_dir)
     print(format_comparison(compare(args.results_a, args.results_b)))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import tomllib
+
+    import numpy as np
+
+    from xaibench.experiment.single_image import explain_image
+    from xaibench.report.figures import image_figure
+
+    params = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        try:
+            params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise ConfigError(f"--param {item!r}: write KEY=VALUE with a TOML value, e.g. "
+                              f"--param max_evals=500 or --param layer='conv2'") from None
+    result = explain_image(args.image, args.results, model=args.model,
+                           explainer=args.explainer, masker=args.masker, params=params,
+                           top_k=args.top_k)
+    print(f"{args.image}: {result.model_label}, {args.explainer}"
+          + (f" ({args.masker})" if args.masker else ""))
+    for rank, (name, probability) in enumerate(result.top_k(), start=1):
+        print(f"  {rank}. {name:<20} {probability:.4f}")
+    figure = args.figure or args.image.with_name(f"{args.image.stem}.explained.png")
+    heatmaps = np.moveaxis(result.attribution.values[0].sum(axis=2), -1, 0)
+    image_figure(result.image, heatmaps, [f"{n} ({p:.3f})" for n, p in result.top_k()],
+                 f"{args.image.name}: {args.explainer}, {result.model_label}", figure)
+    print(f"figure: {figure}")
     return 0
 
 

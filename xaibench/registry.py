@@ -183,6 +183,9 @@ backends.register("flax", "backends.flax_backend:FlaxBackend", framework="flax",
 
 models.register("fmnist_cnn", "backends.zoo.architectures:FMNIST_CNN",
                 description="conv32-conv16 3x3 SAME ReLU, dense 10 (Flax tutorial CNN)")
+models.register("cifar_convnet", "backends.zoo.architectures:CIFAR_CONVNET",
+                description="CIFAR-10 tutorial ConvNet: 6 conv-ReLU-(pool)-BatchNorm, conv 1x1, "
+                            "avgpool")
 models.register("mlp", "backends.zoo.architectures:MLP",
                 description="flatten, dense 128 ReLU, dense 10")
 models.register("vgg16_transfer", "backends.zoo.architectures:VGG16_TRANSFER",
@@ -190,6 +193,8 @@ models.register("vgg16_transfer", "backends.zoo.architectures:VGG16_TRANSFER",
 
 datasets.register("fashion_mnist", "xaibench.data.fashion_mnist:load",
                   description="Fashion-MNIST 28x28 grey, 10 classes")
+datasets.register("cifar10", "xaibench.data.cifar10:load",
+                  description="CIFAR-10 32x32 colour, 10 classes (python-pickle batches)")
 datasets.register("digits", "xaibench.data.digits:load",
                   description="scikit-learn's bundled 8x8 digits")
 datasets.register("image_folder", "xaibench.data.image_folder:load",

@@ -66,3 +66,24 @@ VGG16_TRANSFER = Architecture(
     "frozen keras.applications.VGG16 features + global pooling + dense softmax head",
     {"weights": Param(str, "imagenet"), "input_size": Param(int, 32), "head": Param(str, "gap"),
      "hidden": Param(int, 0), "dropout": Param(float, 0.0)})
+CIFAR_CONVNET = Architecture(
+    "cifar_convnet", ("torch", "keras", "flax"),
+    "6 x (conv 3x3 -> ReLU -> [maxpool 2 after every second] -> BatchNorm), widths w, w, 4w, 4w, "
+    "16w, 16w; conv 1x1 -> n_classes, avgpool 3, flatten (logits): the CIFAR-10 tutorial ConvNet",
+    {"width": Param(int, 8)})
+
+
+def cifar_convnet_widths(shape: tuple[int, int, int], width: int) -> tuple[int, ...]:
+    """The six convolution widths of ``cifar_convnet`` for images of ``shape`` (H, W, C).
+
+    Three 2x2 max-pools and a 3x3 average pool must leave a 1x1 map (so the flattened output
+    is the n_classes logits): H and W must lie in 24..47 (32 for CIFAR-10); else ConfigError.
+    """
+    height, wide, _ = shape
+    if not (24 <= height <= 47 and 24 <= wide <= 47):
+        raise ConfigError(f"cifar_convnet needs images of 24..47 pixels per side (its pools "
+                          f"reduce 32x32 to 1x1), got {height}x{wide}; resize the images "
+                          f"(image_folder: size = 32) or use another architecture")
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ConfigError(f"cifar_convnet width must be a positive integer, got {width!r}")
+    return (width, width, 4 * width, 4 * width, 16 * width, 16 * width)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from backends.zoo.architectures import check_fmnist_cnn_head
+from backends.zoo.architectures import check_fmnist_cnn_head, cifar_convnet_widths
 from xaibench.backend import ImageSpec
 
 
@@ -43,6 +43,36 @@ class MLP(nn.Module):
         return nn.Dense(self.n_classes, name="dense2")(x)
 
 
+_XAVIER = nn.initializers.xavier_uniform()
+
+
+class CifarConvNet(nn.Module):
+    """The CIFAR-10 tutorial ConvNet (see the torch zoo). ``train`` switches BatchNorm to batch
+    statistics (:meth:`backends.flax_backend.FlaxBackend.fit` clones the module with it)."""
+
+    n_classes: int
+    widths: tuple[int, ...]
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for i, filters in enumerate(self.widths, start=1):
+            x = nn.Conv(filters, (3, 3), padding="SAME", kernel_init=_XAVIER, name=f"conv{i}")(x)
+            x = nn.relu(x)
+            if i % 2 == 0:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = nn.BatchNorm(use_running_average=not self.train, momentum=0.9, epsilon=1e-5,
+                             name=f"bn{i}")(x)
+        x = nn.Conv(self.n_classes, (1, 1), kernel_init=_XAVIER, name="conv7")(x)
+        x = nn.avg_pool(x, (3, 3), strides=(3, 3))
+        return x.reshape((x.shape[0], -1))
+
+
+def cifar_convnet(spec: ImageSpec, *, width: int = 8) -> nn.Module:
+    """The CIFAR-10 tutorial ConvNet with convolution widths w, w, 4w, 4w, 16w, 16w."""
+    return CifarConvNet(spec.n_classes, cifar_convnet_widths(spec.shape, width))
+
+
 def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16,
                head: str = "flatten") -> nn.Module:
     """The two-convolution CNN (32 then 16 filters, 3x3 SAME) with a dense head on the
@@ -57,4 +87,4 @@ def mlp(spec: ImageSpec, *, hidden: int = 128) -> nn.Module:
 
 
 #: the architectures this module builds, by zoo name
-BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp}
+BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "cifar_convnet": cifar_convnet}

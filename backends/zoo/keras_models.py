@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from backends.zoo.architectures import check_fmnist_cnn_head
+from backends.zoo.architectures import check_fmnist_cnn_head, cifar_convnet_widths
 from xaibench.backend import ImageSpec
 from xaibench.errors import ConfigError
 
@@ -43,6 +43,24 @@ def mlp(spec: ImageSpec, *, hidden: int = 128) -> keras.Model:
     x = layers.Flatten(name="flatten")(inputs)
     x = layers.ReLU(name="relu")(layers.Dense(hidden, name="dense1")(x))
     return keras.Model(inputs, layers.Dense(spec.n_classes, name="dense2")(x), name="mlp")
+
+
+def cifar_convnet(spec: ImageSpec, *, width: int = 8) -> keras.Model:
+    """The CIFAR-10 tutorial ConvNet (see the torch zoo): six blocks conv 3x3 -> ReLU ->
+    (max-pool 2 after every second) -> BatchNorm (epsilon and momentum as torch's defaults),
+    conv 1x1 to the classes, average pool 3, flatten (logits)."""
+    inputs = keras.Input(spec.shape, name="image")
+    x = inputs
+    for i, filters in enumerate(cifar_convnet_widths(spec.shape, width), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="glorot_uniform",
+                          name=f"conv{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        if i % 2 == 0:
+            x = layers.MaxPooling2D(2, name=f"pool{i // 2}")(x)
+        x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"bn{i}")(x)
+    x = layers.Conv2D(spec.n_classes, 1, kernel_initializer="glorot_uniform", name="conv7")(x)
+    x = layers.AveragePooling2D(3, name="avgpool")(x)
+    return keras.Model(inputs, layers.Flatten(name="flatten")(x), name="cifar_convnet")
 
 
 def vgg16_weights_path(weights: str | Path) -> str | None:
@@ -113,4 +131,5 @@ def vgg16_transfer(spec: ImageSpec, *, weights: str | Path = "imagenet", input_s
 
 
 #: the architectures this module builds, by zoo name
-BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "vgg16_transfer": vgg16_transfer}
+BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "vgg16_transfer": vgg16_transfer,
+            "cifar_convnet": cifar_convnet}

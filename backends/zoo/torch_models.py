@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from backends.zoo.architectures import check_fmnist_cnn_head
+from backends.zoo.architectures import check_fmnist_cnn_head, cifar_convnet_widths
 from xaibench.backend import ImageSpec
 
 
@@ -61,6 +61,45 @@ class MLP(nn.Module):
         return self.dense2(self.relu(self.dense1(_flatten_channels_last(x))))
 
 
+class CifarConvNet(nn.Module):
+    """The CIFAR-10 tutorial ConvNet: six blocks conv 3x3 -> ReLU -> (max-pool 2 after every
+    second) -> BatchNorm, then conv 1x1 to the classes, average pool 3, flatten (logits).
+
+    Every ReLU and pool is its own module (shap's DeepExplainer keeps state per module);
+    convolution kernels are Xavier-uniform, biases zero.
+    """
+
+    def __init__(self, spec: ImageSpec, width: int = 8) -> None:
+        super().__init__()
+        widths = cifar_convnet_widths(spec.shape, width)
+        self.n_blocks = len(widths)
+        for i, (c_in, c_out) in enumerate(zip((spec.shape[2], *widths), widths), start=1):
+            self.add_module(f"conv{i}", nn.Conv2d(c_in, c_out, kernel_size=3, padding=1))
+            self.add_module(f"relu{i}", nn.ReLU())
+            if i % 2 == 0:
+                self.add_module(f"pool{i // 2}", nn.MaxPool2d(2))
+            self.add_module(f"bn{i}", nn.BatchNorm2d(c_out, eps=1e-5, momentum=0.1))
+        self.conv7 = nn.Conv2d(widths[-1], spec.n_classes, kernel_size=1)
+        self.avgpool = nn.AvgPool2d(3)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(1, self.n_blocks + 1):
+            x = getattr(self, f"relu{i}")(getattr(self, f"conv{i}")(x))
+            if i % 2 == 0:
+                x = getattr(self, f"pool{i // 2}")(x)
+            x = getattr(self, f"bn{i}")(x)
+        return torch.flatten(self.avgpool(self.conv7(x)), 1)
+
+
+def cifar_convnet(spec: ImageSpec, *, width: int = 8) -> nn.Module:
+    """The CIFAR-10 tutorial ConvNet with convolution widths w, w, 4w, 4w, 16w, 16w."""
+    return CifarConvNet(spec, width=width)
+
+
 def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16,
                head: str = "flatten") -> nn.Module:
     """The two-convolution CNN (32 then 16 filters, 3x3 SAME) with a dense head on the
@@ -74,4 +113,4 @@ def mlp(spec: ImageSpec, *, hidden: int = 128) -> nn.Module:
 
 
 #: the architectures this module builds, by zoo name
-BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp}
+BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "cifar_convnet": cifar_convnet}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xaibench.backend import ImageSpec
-from xaibench.errors import DataError, XaibenchError
+from xaibench.errors import ConfigError, DataError, XaibenchError
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,13 @@ class DatasetInfo:
     #: images in the training / test split (None: not known without reading the files)
     n_train: int | None = None
     n_test: int | None = None
+
+
+def check_count(dataset: str, name: str, n: int | None, available: int) -> int:
+    """``n`` (an image count parameter of ``dataset``) as int, ``available`` when None;
+    ConfigError unless it is an integer in 0..available."""
+    if n is None:
+        return available
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= available:
+        raise ConfigError(f"{dataset}: {name} must be an integer in 0..{available}, got {n!r}")
+    return int(n)

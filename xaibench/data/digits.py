@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from xaibench.data.base import Dataset, DatasetInfo
+from xaibench.data.base import Dataset, DatasetInfo, check_count
 from xaibench.errors import ConfigError
 
 NAME = "digits"
@@ -31,8 +31,8 @@ def load(*, test_fraction: float = 0.25, seed: int = 0, n_train: int | None = No
     images, labels = _raw()
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=float(test_fraction), random_state=int(seed), stratify=labels)
-    n_train = _check_count("n_train", n_train, len(y_train))
-    n_test = _check_count("n_test", n_test, len(y_test))
+    n_train = check_count("digits", "n_train", n_train, len(y_train))
+    n_test = check_count("digits", "n_test", n_test, len(y_test))
     return Dataset(
         name=NAME,
         x_train=np.ascontiguousarray(x_train[:n_train]),
@@ -55,21 +55,14 @@ def _raw() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _check_count(name: str, n: int | None, available: int) -> int:
-    if n is None:
-        return available
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= available:
-        raise ConfigError(f"digits: {name} must be an integer in 0..{available}, got {n!r}")
-    return int(n)
-
 
 def describe(*, test_fraction: float = 0.25, seed: int = 0, n_train: int | None = None,
              n_test: int | None = None) -> DatasetInfo:
     """What :func:`load` with these parameters returns, checked without loading anything."""
     available_train, available_test = _split_sizes(test_fraction)
     return DatasetInfo(shape=SHAPE, n_classes=len(CLASS_NAMES),
-                       n_train=_check_count("n_train", n_train, available_train),
-                       n_test=_check_count("n_test", n_test, available_test))
+                       n_train=check_count("digits", "n_train", n_train, available_train),
+                       n_test=check_count("digits", "n_test", n_test, available_test))
 
 
 def _split_sizes(test_fraction: float) -> tuple[int, int]:

@@ -30,8 +30,8 @@ import numpy as np
 
 from xaibench.data import _idx
 from xaibench.data import _download
-from xaibench.data.base import Dataset, DatasetInfo
-from xaibench.errors import ConfigError, DataError
+from xaibench.data.base import Dataset, DatasetInfo, check_count
+from xaibench.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,8 @@ def load(*, n_train: int | None = None, n_test: int | None = None,
     folder holds the files; otherwise a missing dataset raises :class:`DataError`.
     Decoded files are cached in-process, so later calls are fast.
     """
-    n_train = _check_count("n_train", n_train, FILES["train_images"].count)
-    n_test = _check_count("n_test", n_test, FILES["test_images"].count)
+    n_train = check_count(NAME, "n_train", n_train, FILES["train_images"].count)
+    n_test = check_count(NAME, "n_test", n_test, FILES["test_images"].count)
     folder = find()
     if folder is None:
         if not download:
@@ -171,13 +171,6 @@ def load(*, n_train: int | None = None, n_test: int | None = None,
         class_names=CLASS_NAMES,
     )
 
-
-def _check_count(name: str, n: int | None, available: int) -> int:
-    if n is None:
-        return available
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= available:
-        raise ConfigError(f"fashion_mnist: {name} must be an integer in 0..{available}, got {n!r}")
-    return int(n)
 
 
 def _to_float(images: np.ndarray) -> np.ndarray:
@@ -232,6 +225,7 @@ def _verify(path: Path, spec: _File) -> None:
 def describe(*, n_train: int | None = None, n_test: int | None = None,
              download: bool = False) -> DatasetInfo:
     """What :func:`load` with these parameters returns, checked without reading the files."""
-    return DatasetInfo(shape=(28, 28, 1), n_classes=len(CLASS_NAMES),
-                       n_train=_check_count("n_train", n_train, FILES["train_images"].count),
-                       n_test=_check_count("n_test", n_test, FILES["test_images"].count))
+    return DatasetInfo(
+        shape=(28, 28, 1), n_classes=len(CLASS_NAMES),
+        n_train=check_count(NAME, "n_train", n_train, FILES["train_images"].count),
+        n_test=check_count(NAME, "n_test", n_test, FILES["test_images"].count))

@@ -216,3 +216,27 @@ def topk_figure(results: Results, dataset: str, path: Path) -> Path | None:
     figure.suptitle(f"{dataset}: the top-{k} explained classes of one image "
                     "(model score)", fontsize=11)
     return save(figure, path)
+
+
+def image_figure(image: np.ndarray, heatmaps: np.ndarray, titles: list[str], title: str,
+                 path: Path) -> Path:
+    """Write shap.image_plot's panel for one image: the image, then one heat map per explained
+    class (``heatmaps`` (K, H, W), channels summed; ``titles`` name them) on one colour scale."""
+    from matplotlib.figure import Figure
+
+    k = len(heatmaps)
+    figure = Figure(figsize=(_PANEL_INCHES * (k + 1), _PANEL_INCHES + 1.4),
+                    layout="constrained", dpi=150)
+    axes = figure.subplots(1, k + 1, squeeze=False)[0]
+    _bare(axes)
+    _show_image(axes[0], image)
+    axes[0].set_title("image", fontsize=9)
+    scale = _scale([[heatmaps]])
+    for ax, heatmap, label in zip(axes[1:], heatmaps, titles):
+        heat = _show_heatmap(ax, image, heatmap, scale)
+        ax.set_title(fill(label, _TITLE_CHARS), fontsize=8)
+    colorbar = figure.colorbar(heat, ax=list(axes[1:]), orientation="horizontal",
+                               label="SHAP value", shrink=0.6, aspect=30)
+    colorbar.outline.set_visible(False)
+    figure.suptitle(title, fontsize=11)
+    return save(figure, path)
