@@ -55,6 +55,7 @@ MASKERS = ("blur(8,8)", "inpaint_telea")
 SHAPES = ((28, 28, 1), (32, 32, 3), (224, 224, 3))
 MEMORY_SHAPES = ((64, 64, 3), (224, 224, 3))
 MEMORY_LIMIT_MB = 2048
+DEFAULT_THREADS = "the frameworks' default number of"
 
 
 @dataclass(frozen=True)
@@ -404,8 +405,7 @@ def run_suite(frameworks: list[str], settings: Settings, quick: bool, sections: 
         f"{load_before[0]:.2f} at the start, {load_after[0]:.2f} at the end (a shared machine: "
         "every ratio is measured side by side, interleaved, medians of "
         f"{settings.repeats} repeats)",
-        f"- threads: {threads or 'the frameworks' default'} intra-op per framework "
-        f"(`--threads`)",
+        f"- threads: {threads or DEFAULT_THREADS} intra-op per framework (`--threads`)",
         f"- libraries: Python {platform.python_version()}, {versions()}",
         f"- model: the zoo `fmnist_cnn` (untrained weights, seed 0), 28x28x1 unless stated; "
         f"backend batch size {torch_h.backend.batch_size}",

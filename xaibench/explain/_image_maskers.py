@@ -101,10 +101,14 @@ class FloatImageMasker(shap.maskers.Image):
         if self.vectorised_fill:
             out = self._fill(flat, keep, prepared)
         else:
-            def one(row: np.ndarray) -> np.ndarray:
-                return flat.copy() if row.all() else self._fill(flat, row, prepared)
-            out = np.stack(list(pool.map(one, keep)) if pool is not None else
-                           [one(row) for row in keep])
+            def fill(rows: np.ndarray) -> np.ndarray:
+                return np.stack([flat.copy() if row.all() else self._fill(flat, row, prepared)
+                                 for row in rows])
+            if pool is None or len(keep) < 2:
+                out = fill(keep)
+            else:  # one contiguous chunk of rows per thread: few tasks, little overhead
+                chunks = np.array_split(keep, min(len(keep), pool._max_workers))
+                out = np.concatenate(list(pool.map(fill, chunks)))
         return out.reshape(keep_rows.shape)
 
     # --- per-image cache -------------------------------------------------------------------
