@@ -47,6 +47,8 @@ from xaibench.explain.permutation import permutation
 from xaibench.metrics import perturbation_curves
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the profile findings behind the goals that do not hold, appended to BENCHMARKS.md
+NOTES = Path(__file__).resolve().parent / "notes.md"
 #: explainer budgets and batch sizes of rows b, c, f (the tutorials' partition budget)
 PARTITION_EVALS = 300
 EXPLAINER_BATCH = 50
@@ -358,7 +360,7 @@ def markdown(rows: list[Row], header: list[str]) -> str:
              "| item | what | measured | goal | |", "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row.cells()) + " |"
               for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + NOTES.read_text()
 
 
 def run_suite(frameworks: list[str], settings: Settings, quick: bool, sections: str,
