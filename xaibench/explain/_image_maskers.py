@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 import shap
 
+from xaibench.errors import XaibenchError
+
 _INPAINT_FLAGS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
 
@@ -90,12 +92,14 @@ class FloatImageMasker(shap.maskers.Image):
         raise NotImplementedError(f"{type(self).__name__} cannot be serialised with shap's "
                                   "save(); rebuild it from its spec string")
 
-    def _fill_rows(self, keep_rows: np.ndarray, pool: ThreadPoolExecutor | None) -> np.ndarray:
-        """The deferred image with each row of ``keep_rows`` (B, ...) applied: (B, ...)."""
+    def _fill_rows(self, keep_rows: np.ndarray, pool: ThreadPoolExecutor | None,
+                   threads: int = 1) -> np.ndarray:
+        """The deferred image with each row of ``keep_rows`` (B, ...) applied: (B, ...);
+        rows are split into ``threads`` chunks for ``pool``."""
         flat = self._deferred
         if flat is None:
-            raise RuntimeError("no deferred image: the masker was not called inside "
-                               "batched_fill before the model; call it there first")
+            raise XaibenchError("no deferred image: the masker was not called inside "
+                                "batched_fill before the model; call it there first")
         keep = np.asarray(keep_rows, dtype=bool).reshape(len(keep_rows), -1)
         prepared = self._prepared(flat)
         if self.vectorised_fill:
@@ -107,7 +111,7 @@ class FloatImageMasker(shap.maskers.Image):
             if pool is None or len(keep) < 2:
                 out = fill(keep)
             else:  # one contiguous chunk of rows per thread: few tasks, little overhead
-                chunks = np.array_split(keep, min(len(keep), pool._max_workers))
+                chunks = np.array_split(keep, min(len(keep), threads))
                 out = np.concatenate(list(pool.map(fill, chunks)))
         return out.reshape(keep_rows.shape)
 
@@ -240,7 +244,7 @@ def batched_fill(masker: Any) -> Iterator[Callable[[np.ndarray], np.ndarray] | N
     pool = ThreadPoolExecutor(threads) if masker.threaded_fill and threads > 1 else None
     masker._deferring = True
     try:
-        yield lambda keep_rows: masker._fill_rows(keep_rows, pool)
+        yield lambda keep_rows: masker._fill_rows(keep_rows, pool, threads)
     finally:
         masker._deferring, masker._deferred = False, None
         if pool is not None:
