@@ -327,17 +327,18 @@ def size_rows(settings: Settings) -> list[Row]:
 
 # --- g: batched deletion ------------------------------------------------------------------------
 def deletion_row(h: Harness, settings: Settings) -> Row:
-    """Row g: per-step ``predict`` loop ÷ the batched deletion curve (same curves)."""
+    """Row g: per-step ``predict`` loop ÷ the batched deletion curve (the same score-space
+    curves)."""
     x = images(SPEC.shape, settings.deletion_images)
     attribution = h.backend.explain("random", x, 1, seed=0)
     steps = 20
     batched = perturbation_curves(h.backend, x, attribution, kinds=("deletion",), steps=steps,
-                                  replacement="blur")["deletion"]
+                                  replacement="blur", space="score")["deletion"]
     loop = loop_deletion_curves(h.backend, x, attribution, steps, "blur")
     np.testing.assert_allclose(batched, loop, rtol=1e-4, atol=1e-5)
     t = interleaved_medians({
         "batched": lambda: perturbation_curves(h.backend, x, attribution, kinds=("deletion",),
-                                               steps=steps, replacement="blur"),
+                                               steps=steps, replacement="blur", space="score"),
         "loop": lambda: loop_deletion_curves(h.backend, x, attribution, steps, "blur")},
         settings.repeats, warmup=0)
     ratio = t["loop"] / t["batched"]
