@@ -1,5 +1,6 @@
 # make demo: set up .venv (if needed) and run the quickstart experiment + report.
 # make test: set up .venv (if needed) and run the test suite.
+# make bench: run the benchmark suite and write BENCHMARKS.md (make bench BENCH_ARGS=--quick).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -8,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL = 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: demo test install system data clean
+.PHONY: demo test bench install system data clean
 
 install: $(STAMP)
 
@@ -41,6 +42,9 @@ demo: data
 
 test: $(STAMP) system
 	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

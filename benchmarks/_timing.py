@@ -1,47 +1,53 @@
-"""Shared by the predict benchmarks: the model spec, per-call timing and the ratio table."""
+"""Timing helpers of the benchmark suite: interleaved repeats, medians, and call recording."""
 
 from __future__ import annotations
 
-import argparse
 import time
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 import numpy as np
 
 from xaibench import ImageSpec
-from xaibench.backend import Backend
-
-#: the fmnist_cnn input the predict benchmarks time
-SPEC = ImageSpec(shape=(28, 28, 1), class_names=tuple(str(i) for i in range(10)))
 
 
-def calls_argument(doc: str) -> int:
-    """The ``--calls`` command-line option (timed calls per measurement) of a benchmark."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200, help="timed calls per measurement")
-    return parser.parse_args().calls
+def image_spec(shape: tuple[int, int, int]) -> ImageSpec:
+    """A 10-class spec for images of ``shape`` (the zoo models are built for it)."""
+    return ImageSpec(shape=shape, class_names=tuple(str(i) for i in range(10)))
 
 
-def ms_per_call(fn: Callable[[], object], calls: int) -> float:
-    """Median wall time of ``calls`` calls in milliseconds (after two warm-up calls)."""
-    fn(), fn()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+#: the fmnist_cnn input most benchmarks time
+SPEC = image_spec((28, 28, 1))
 
 
-def compare_predict(backend: Backend, slow_label: str, slow: Callable[[np.ndarray], object],
-                    batch_sizes: Sequence[int], calls: int, slow_calls: int) -> None:
-    """Print ms per call of ``slow(x)`` (``slow_calls`` timed calls) and of ``backend.predict``
-    (``calls``), and their ratio, for random images in batches of ``batch_sizes``."""
-    rng = np.random.default_rng(0)
-    print(f"{'batch':>5}  {slow_label}  {'backend.predict ms':>18}  {'ratio':>6}")
-    for n in batch_sizes:
-        x = rng.uniform(size=(n, *backend.spec.shape)).astype(np.float32)
-        slow_ms = ms_per_call(lambda: slow(x), slow_calls)
-        fast_ms = ms_per_call(lambda: backend.predict(x), calls)
-        print(f"{n:>5}  {slow_ms:>{len(slow_label)}.3f}  {fast_ms:>18.3f}  "
-              f"{slow_ms / fast_ms:>5.1f}x")
+def interleaved_medians(fns: Mapping[str, Callable[[], object]], repeats: int,
+                        warmup: int = 1) -> dict[str, float]:
+    """Median wall seconds of each of ``fns``, run in turn ``repeats`` times (after ``warmup``
+    untimed rounds), so that load on a shared machine hits every one of them alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+@dataclass
+class RecordingBackend:
+    """Stands in for a backend in the model-agnostic explainers (they use ``spec`` and
+    ``predict`` only): forwards to ``backend`` and keeps every batch it was called with."""
+
+    backend: object
+    batches: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def spec(self) -> ImageSpec:
+        return self.backend.spec  # type: ignore[attr-defined]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.batches.append(np.array(x, copy=True))
+        return self.backend.predict(x)  # type: ignore[attr-defined]

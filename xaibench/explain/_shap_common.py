@@ -53,15 +53,19 @@ def resolve_masker(masker: Any, image_shape: tuple[int, int, int]) -> Any:
                       f"got {masker!r}")
 
 
-def model_function(backend: Backend) -> Callable[[np.ndarray], np.ndarray]:
+def model_function(backend: Backend, fill: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> Callable[[np.ndarray], np.ndarray]:
     """The model as shap sees it: masked NHWC samples -> (B, n_classes) scores.
 
     Every call goes through ``backend.predict``, so each masked sample is counted as one
-    model evaluation.
+    model evaluation. With ``fill`` (from :func:`~xaibench.explain._image_maskers.batched_fill`)
+    shap hands over keep masks, and ``fill`` turns the batch into masked images first.
     """
     shape = backend.spec.shape
 
     def f(batch: np.ndarray) -> np.ndarray:
+        if fill is not None:
+            batch = fill(np.asarray(batch))
         batch = np.asarray(batch, dtype=np.float32).reshape((-1, *shape))
         return backend.predict(batch)
 

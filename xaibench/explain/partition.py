@@ -49,6 +49,8 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     """
     import shap
 
+    from xaibench.explain._image_maskers import batched_fill
+
     idx = check_output_indices(x, output_indices)
     max_evals = check_positive_int("max_evals", max_evals, minimum=2)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -58,13 +60,14 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     if len(x) == 0 or idx.shape[1] == 0:
         return empty_result(x, idx.shape[1])
 
-    explainer = shap.PartitionExplainer(model_function(backend), shap_masker)
     values = np.zeros((*x.shape, idx.shape[1]), dtype=np.float64)
     base_values = np.zeros(idx.shape, dtype=np.float64)
-    for n in range(len(x)):
-        with numpy_global_seed(seed):
-            explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
-                                    outputs=idx[n], silent=True)
-        values[n] = np.asarray(explanation.values).reshape(values.shape[1:])
-        base_values[n] = np.asarray(explanation.base_values).reshape(-1)
+    with batched_fill(shap_masker) as fill:
+        explainer = shap.PartitionExplainer(model_function(backend, fill), shap_masker)
+        for n in range(len(x)):
+            with numpy_global_seed(seed):
+                explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
+                                        outputs=idx[n], silent=True)
+            values[n] = np.asarray(explanation.values).reshape(values.shape[1:])
+            base_values[n] = np.asarray(explanation.base_values).reshape(-1)
     return values, base_values

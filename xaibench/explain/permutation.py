@@ -58,6 +58,8 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     """
     import shap
 
+    from xaibench.explain._image_maskers import batched_fill
+
     idx = check_output_indices(x, output_indices)
     shape = tuple(x.shape[1:])
     n_features = int(np.prod(shape))
@@ -84,15 +86,17 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
 
     values = np.zeros((*x.shape, idx.shape[1]), dtype=np.float64)
     base_values = np.zeros(idx.shape, dtype=np.float64)
-    with numpy_global_seed(seed):
-        explainer = shap.PermutationExplainer(model_function(backend), shap_masker, seed=seed)
-    for n in range(len(x)):
+    with batched_fill(shap_masker) as fill:
         with numpy_global_seed(seed):
-            explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
-                                    silent=True)
-        # (1, H, W, C, n_classes) and (1, n_classes): keep the requested outputs
-        all_values = np.asarray(explanation.values).reshape(*shape, -1)
-        all_base = np.asarray(explanation.base_values).reshape(-1)
-        values[n] = all_values[..., idx[n]]
-        base_values[n] = all_base[idx[n]]
+            explainer = shap.PermutationExplainer(model_function(backend, fill), shap_masker,
+                                                  seed=seed)
+        for n in range(len(x)):
+            with numpy_global_seed(seed):
+                explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
+                                        silent=True)
+            # (1, H, W, C, n_classes) and (1, n_classes): keep the requested outputs
+            all_values = np.asarray(explanation.values).reshape(*shape, -1)
+            all_base = np.asarray(explanation.base_values).reshape(-1)
+            values[n] = all_values[..., idx[n]]
+            base_values[n] = all_base[idx[n]]
     return values, base_values

@@ -1,0 +1,58 @@
+"""Where a model-agnostic explainer spends its time: cProfile's share per package.
+
+Explains two 28x28x1 images with the torch fmnist_cnn three times and prints the share of the
+profiled time in shap, scipy (shap's sparse mask matrices), numpy, torch and xaibench, and the
+top functions by own time.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.profile_explainers partition "blur(8,8)"
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+
+from benchmarks.__main__ import EXPLAINERS, images, top1
+from benchmarks._frameworks import torch_harness
+from benchmarks._timing import SPEC
+from xaibench.explain.maskers import make_masker
+
+PACKAGES = ("shap", "scipy", "torch", "xaibench", "numpy")
+
+
+def package_of(filename: str, function: str) -> str:
+    for name in PACKAGES:
+        if f"/{name}/" in filename or name in function:
+            return name
+    return "other"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("explainer", choices=sorted(EXPLAINERS))
+    parser.add_argument("masker", help="a masker spec, e.g. 'blur(8,8)'")
+    args = parser.parse_args()
+    h = torch_harness(SPEC)
+    x = images(SPEC.shape, 2)
+    idx = top1(h.backend, x)
+    masker = make_masker(args.masker, SPEC.shape)
+    EXPLAINERS[args.explainer](h.backend, x, idx, masker)  # warm-up (numba, caches)
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(3):
+        EXPLAINERS[args.explainer](h.backend, x, idx, masker)
+    profile.disable()
+    stats = pstats.Stats(profile)
+    own: dict[str, float] = {}
+    for (filename, _, function), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        key = package_of(filename, function)
+        own[key] = own.get(key, 0.0) + tottime
+    total = sum(own.values())
+    print(", ".join(f"{k} {100 * v / total:.0f}%" for k, v in sorted(own.items(),
+                                                                      key=lambda kv: -kv[1])))
+    stats.sort_stats("tottime").print_stats(10)
+
+
+if __name__ == "__main__":
+    main()
