@@ -113,6 +113,11 @@ class Registry:
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._entries))
 
+    def adopt(self, entry: Entry) -> None:
+        """Register ``entry`` (of another process's registry) with all its declarations, unless
+        its name is registered here already."""
+        self._entries.setdefault(entry.name, entry)
+
     def entries(self) -> list[Entry]:
         """All entries sorted by name."""
         return [self._entries[name] for name in self]

@@ -47,7 +47,7 @@ def test_validate_and_config_errors(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"xaibench: error: {bad}: [[explainers]] #1: unknown explainer 'partion' — did you mean "
-        "'partition' or 'permutation'? (known: cam, deep, gradcam, gradcam_pp, gradient, "
+        "'partition' or 'permutation'? (known: cam, deep, edge, gradcam, gradcam_pp, gradient, "
         "partition, permutation, random)"]
     assert not (tmp_path / "results").exists(), "a failed validation must not start a run"
 

@@ -473,11 +473,7 @@ def _prepare_worker(threads: dict[str, int], entries: dict[str, list[registry.En
     limit_threads(threads.get(host, max(1, _available_cores() // worker.state.nthreads)))
     for kind, kind_entries in entries.items():
         for entry in kind_entries:
-            if entry.name not in registry.ALL[kind]:
-                registry.ALL[kind].register(
-                    entry.name, entry.target, framework=entry.framework,
-                    description=entry.description, native_explainers=tuple(
-                        entry.native_explainers), native=entry.native, minimums=entry.minimums)
+            registry.ALL[kind].adopt(entry)
     return worker.address
 
 

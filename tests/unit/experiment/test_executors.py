@@ -97,3 +97,17 @@ def test_progress_counts_done_failed_and_pending_cells(tmp_path):
     progress = store.progress()
     assert (progress.done, progress.pending, progress.planned) == (1, 2, 4)
     assert progress.failures == (("partition/-/torch:mlp", "it broke"),)
+
+
+def test_workers_adopt_the_drivers_entries_with_every_declaration():
+    from xaibench.registry import Registry, explainers
+
+    worker = Registry("explainer")
+    worker.register("edge", "elsewhere:edge")  # a name the worker has keeps its own entry
+    for entry in explainers.entries():
+        worker.adopt(entry)
+    assert worker.entry("partition") == explainers.entry("partition")
+    assert worker.entry("partition").budget == "max_evals"
+    assert "masker" in worker.entry("partition").consumes
+    assert not worker.entry("random").additive
+    assert worker.entry("edge").target == "elsewhere:edge"
