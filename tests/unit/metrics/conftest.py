@@ -39,7 +39,6 @@ def with_input_explainer(monkeypatch) -> None:
     """The explainer registry plus 'input' (the model-ignoring explainer), for this test only."""
     registry = Registry("explainer")
     for entry in xaibench.registry.explainers.entries():
-        registry.register(entry.name, entry.target, framework=entry.framework,
-                          description=entry.description)
+        registry.adopt(entry)
     registry.register("input", "tests.unit.metrics._models:input_explainer")
     monkeypatch.setattr(xaibench.registry, "explainers", registry)

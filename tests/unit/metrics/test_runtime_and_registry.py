@@ -66,7 +66,7 @@ def test_additivity_is_not_applicable_to_explainers_declared_not_additive():
     from xaibench.registry import explainers
 
     assert {name for name in explainers if not explainers.entry(name).additive} == {
-        "random", "cam", "gradcam", "gradcam_pp"}
+        "random", "edge", "cam", "gradcam", "gradcam_pp"}
     values = np.ones((2, 2, 2, 1, 1))
     for method, expected in (("gradcam", np.full((2, 1), np.nan)),
                              ("partition", np.full((2, 1), 3.0))):  # |4 - (1 - 0)|
