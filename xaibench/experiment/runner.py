@@ -404,9 +404,12 @@ def _cell_arrays(attribution: Attribution, x: np.ndarray, masks: np.ndarray | No
 def _summary(cell: Cell, attribution: Attribution) -> str:
     """The one-line report of a finished cell."""
     n = max(attribution.n_images, 1)
+    additivity = (f"mean additivity gap {attribution.additivity_gap().mean():.2e}"
+                  if registry.explainers.entry(cell.explainer).additive
+                  else "not additive (no SHAP values)")
     return (f"done {cell.label}: {attribution.n_images} images, "
             f"{attribution.wall_seconds / n:.3f} s/image, {attribution.model_evals / n:.0f} "
-            f"evals/image, mean additivity gap {attribution.additivity_gap().mean():.2e}")
+            f"evals/image, {additivity}")
 
 
 def load_dataset(config: ExperimentConfig) -> Dataset:

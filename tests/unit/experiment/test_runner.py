@@ -352,3 +352,20 @@ def test_first_cell_of_each_explainer_is_warmed_up_untimed(tiny, tmp_path, monke
     assert sorted(calls) == [("deep", 1), ("deep", 2), ("partition", 1), ("partition", 2)]
     cells = Store(tmp_path / "out").frame("cells")
     assert (cells["n_images"] == 2).all()
+
+
+def test_the_cell_summary_gives_an_additivity_gap_only_for_additive_explainers():
+    from types import SimpleNamespace
+
+    from xaibench.backend import Attribution
+    from xaibench.experiment.runner import _summary
+
+    values = np.ones((2, 2, 2, 1, 1))
+    for method, expected in (("partition", "mean additivity gap 3.00e+00"),
+                             ("gradcam", "not additive (no SHAP values)")):
+        attribution = Attribution(method, values, np.zeros((2, 1), np.int64), np.zeros((2, 1)),
+                                  np.ones((2, 1)), wall_seconds=1.0, model_evals=4)
+        line = _summary(SimpleNamespace(label=f"{method}/-/torch:mlp", explainer=method),
+                        attribution)
+        assert line == (f"done {method}/-/torch:mlp: 2 images, 0.500 s/image, 2 evals/image, "
+                        f"{expected}")
