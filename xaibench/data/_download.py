@@ -31,6 +31,23 @@ _USER_AGENT = "xaibench-data/0.1 (+python urllib)"
 Progress = Callable[[int, "int | None"], None]
 
 
+def user_cache_dir(folder: str) -> Path:
+    """A dataset's user cache folder: ``$XDG_CACHE_HOME/xaibench/<folder>`` or
+    ``~/.cache/xaibench/<folder>``."""
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or "").expanduser()
+    root = xdg if xdg.is_absolute() else Path.home() / ".cache"  # XDG: relative paths invalid
+    return root / "xaibench" / folder
+
+
+def data_dirs(folder: str) -> list[Path]:
+    """Where a dataset's files are looked for first: ``$XAIBENCH_DATA/<folder>`` when set,
+    then its user cache folder."""
+    dirs = []
+    if os.environ.get("XAIBENCH_DATA"):
+        dirs.append(Path(os.environ["XAIBENCH_DATA"]).expanduser() / folder)
+    return [*dirs, user_cache_dir(folder)]
+
+
 def part_path(dest: Path) -> Path:
     """Where :func:`download` keeps the bytes of ``dest`` until they are verified."""
     return dest.with_name(dest.name + ".part")

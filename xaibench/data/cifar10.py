@@ -70,18 +70,12 @@ _ALLOWED_GLOBALS = {
 
 def cache_dir() -> Path:
     """The user cache folder: ``$XDG_CACHE_HOME/xaibench/cifar-10`` or ``~/.cache/...``."""
-    xdg = Path(os.environ.get("XDG_CACHE_HOME") or "").expanduser()
-    root = xdg if xdg.is_absolute() else Path.home() / ".cache"  # XDG: relative paths invalid
-    return root / "xaibench" / FOLDER
+    return _download.user_cache_dir(FOLDER)
 
 
 def search_dirs() -> list[Path]:
     """The folders searched for the batches or the archive, in order."""
-    dirs = []
-    if os.environ.get("XAIBENCH_DATA"):
-        dirs.append(Path(os.environ["XAIBENCH_DATA"]).expanduser() / FOLDER)
-    dirs.append(cache_dir())
-    return dirs
+    return _download.data_dirs(FOLDER)
 
 
 def _complete(batches: Path) -> bool:
