@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.reliability._runs import FAST_TOML, fast_config, planned_keys, run
