@@ -191,6 +191,10 @@ class _TimeUp(BaseException):
     cell's own ``except Exception`` handlers do not swallow it)."""
 
 
+#: seconds between repeats of a cell's interrupt once its time is up
+_REPEAT_INTERRUPT_SECONDS = 0.5
+
+
 @contextmanager
 def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     """XaibenchError when the block runs longer than ``seconds`` (None: no limit).
@@ -201,17 +205,24 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     if seconds is None:
         yield
         return
-    thread, lock, fired = threading.get_ident(), threading.Lock(), []
+    thread, lock = threading.get_ident(), threading.Lock()
+    state: dict[str, Any] = {"fired": False, "done": False, "timer": None}
 
     def interrupt() -> None:
         with lock:
-            if not fired:
-                fired.append(True)
-                _raise_in_thread(thread, _TimeUp)
+            if state["done"]:
+                return
+            state["fired"] = True
+            _raise_in_thread(thread, _TimeUp)
+            # raised again until the block ends: code the exception lands in may swallow it
+            # (a garbage-collector callback, a bare except)
+            state["timer"] = threading.Timer(_REPEAT_INTERRUPT_SECONDS, interrupt)
+            state["timer"].daemon = True
+            state["timer"].start()
 
-    timer = threading.Timer(seconds, interrupt)
-    timer.daemon = True
-    timer.start()
+    state["timer"] = threading.Timer(seconds, interrupt)
+    state["timer"].daemon = True
+    state["timer"].start()
     message = (f"{what} exceeded the cell timeout of {seconds:g} s; raise --cell-timeout or "
                f"make the cell smaller (fewer images, max_evals)")
     try:
@@ -220,9 +231,9 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
         raise XaibenchError(message) from None
     finally:
         with lock:
-            timer.cancel()
-            late = bool(fired)
-            fired.append(False)  # the timer, if it runs now, does nothing
+            state["done"] = True  # a timer that runs now does nothing
+            state["timer"].cancel()
+            late = state["fired"]
         if late:
             _raise_in_thread(thread, None)  # drop it if not delivered yet
     if late:  # the block ended just as its time was up

@@ -29,6 +29,20 @@ def test_time_limit_interrupts_a_python_loop_past_its_seconds():
     assert time.monotonic() - started < 5
 
 
+def test_time_limit_raises_again_when_the_first_interrupt_is_swallowed():
+    """An interrupt landing in code that swallows it (a garbage-collector callback of a Dask
+    worker did) is raised again until the block ends."""
+    started = time.monotonic()
+    with pytest.raises(XaibenchError, match=r"cell c exceeded the cell timeout of 0\.2 s"):
+        with time_limit(0.2, "cell c"):
+            try:
+                _spin(10)
+            except BaseException:  # noqa: BLE001 - swallowed where it landed
+                pass
+            _spin(10)
+    assert time.monotonic() - started < 5
+
+
 def test_time_limit_lets_a_block_within_its_seconds_finish_and_never_fires_later():
     with time_limit(0.3, "cell c"):
         _spin(0.01)
