@@ -8,6 +8,14 @@ from typing import Any, ClassVar, Hashable
 import numpy as np
 
 from xaibench.backend import Attribution, Backend
+from xaibench.errors import ConfigError
+
+
+def check_count(name: str, value: Any, minimum: int) -> int:
+    """``value`` (a metric's count parameter) as int; ConfigError unless an integer >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 class MetricContext:

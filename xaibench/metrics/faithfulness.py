@@ -75,7 +75,7 @@ from xaibench.backend import Attribution, Backend
 from xaibench.errors import ConfigError, XaibenchError
 from xaibench.metrics._ranking import check_images_match, descending_positions, pixel_relevance
 from xaibench.metrics._replacement import check_replacement, make_filler
-from xaibench.metrics.base import Metric, MetricContext
+from xaibench.metrics.base import Metric, MetricContext, check_count
 
 KINDS = ("deletion", "insertion")
 SPACES = ("probability", "score")
@@ -139,7 +139,7 @@ def perturbation_curves(backend: Backend, x: np.ndarray, attribution: Attributio
     ``masker`` is the cell's masker (a spec string or a shap-style masker object) used when
     ``replacement == "masker"``; ``fallback`` replaces it when it is None.
     """
-    steps = _check_steps(steps)
+    steps = check_count("steps", steps, 1)
     _check_space(space)
     if space == "probability" and backend.spec.n_classes < 2:
         raise ConfigError("probability space needs at least 2 classes; use space='score'")
@@ -224,12 +224,6 @@ def _check_space(space: str) -> None:
         raise ConfigError(f"curve space must be one of {SPACES}; got {space!r}")
 
 
-def _check_steps(steps: Any) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
-    return int(steps)
-
-
 class _CurveMetric(Metric):
     """AUC-based faithfulness metric over :func:`perturbation_curves`."""
 
@@ -240,7 +234,7 @@ class _CurveMetric(Metric):
 
     def __init__(self, steps: int = 20, replacement: str = "masker", fallback: str = "blur",
                  space: str = "probability", normalise: bool = True) -> None:
-        self.steps = _check_steps(steps)
+        self.steps = check_count("steps", steps, 1)
         check_replacement(replacement, allow_masker=True)
         check_replacement(fallback, allow_masker=False)
         _check_space(space)

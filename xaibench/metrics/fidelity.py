@@ -38,7 +38,7 @@ from xaibench.backend import Attribution, Backend
 from xaibench.errors import ConfigError
 from xaibench.metrics._ranking import check_images_match, pixel_relevance
 from xaibench.metrics._replacement import check_replacement, make_filler
-from xaibench.metrics.base import Metric
+from xaibench.metrics.base import Metric, check_count
 from xaibench.metrics.faithfulness import MAX_BATCH_BYTES, SPACES, class_probabilities
 
 
@@ -75,12 +75,6 @@ def removal_effects(backend: Backend, x: np.ndarray, attribution: Attribution,
     return mass, drops
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 class _RemovalMetric(Metric):
     """A metric over random removal sets drawn from ``seed`` (see the module notes)."""
 
@@ -89,7 +83,7 @@ class _RemovalMetric(Metric):
 
     def __init__(self, n_draws: int, seed: int, replacement: str, fallback: str,
                  space: str) -> None:
-        self.n_draws = _check_count("n_draws", n_draws, 2)
+        self.n_draws = check_count("n_draws", n_draws, 2)
         check_replacement(replacement, allow_masker=True)
         check_replacement(fallback, allow_masker=False)
         if space not in SPACES:
@@ -152,7 +146,7 @@ class Infidelity(_RemovalMetric):
                  replacement: str = "masker", fallback: str = "blur", space: str = "score",
                  normalise: bool = True) -> None:
         super().__init__(n_draws, seed, replacement, fallback, space)
-        self.square, self.normalise = _check_count("square", square, 1), bool(normalise)
+        self.square, self.normalise = check_count("square", square, 1), bool(normalise)
 
     def _draw(self, rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
         if self.square > min(h, w):

@@ -38,7 +38,7 @@ from xaibench.backend import Attribution, Backend
 from xaibench.errors import ConfigError
 from xaibench.metrics._ranking import check_images_match, pixel_relevance, spearman
 from xaibench.metrics._reexplain import explain_like
-from xaibench.metrics.base import Metric, MetricContext
+from xaibench.metrics.base import Metric, MetricContext, check_count
 
 #: names of the arrays MPRT hands on: similarities (N, K, L) and layer labels (output first)
 MPRT_ARRAY, MPRT_LAYERS = "mprt_curve", "mprt_layers"
@@ -153,9 +153,8 @@ class SmoothMPRT(Metric):
         if not noise >= 0:
             raise ConfigError(f"noise must be >= 0 (a fraction of the value range), "
                               f"got {noise!r}")
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ConfigError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-        self.noise, self.n_samples, self.seed = float(noise), n_samples, int(seed)
+        self.noise, self.seed = float(noise), int(seed)
+        self.n_samples = check_count("n_samples", n_samples, 1)
 
     def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,
                  masker: Any = None, masks: np.ndarray | None = None,

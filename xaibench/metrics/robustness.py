@@ -28,7 +28,7 @@ from xaibench.backend import Attribution, Backend
 from xaibench.errors import ConfigError
 from xaibench.metrics._ranking import check_images_match, pixel_relevance
 from xaibench.metrics._reexplain import explain_like
-from xaibench.metrics.base import Metric
+from xaibench.metrics.base import Metric, check_count
 
 
 class MaxSensitivity(Metric):
@@ -42,9 +42,8 @@ class MaxSensitivity(Metric):
     def __init__(self, radius: float = 0.02, n_samples: int = 10, seed: int = 0) -> None:
         if not radius > 0:
             raise ConfigError(f"radius must be > 0, got {radius!r}")
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ConfigError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-        self.radius, self.n_samples, self.seed = float(radius), n_samples, int(seed)
+        self.radius, self.seed = float(radius), int(seed)
+        self.n_samples = check_count("n_samples", n_samples, 1)
 
     def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,
                  masker: Any = None, masks: np.ndarray | None = None,
