@@ -90,17 +90,44 @@ def check_weight_layout(weights: Weights, own: Weights, model: str) -> None:
                           + "; copy weights between models of the same architecture and params")
 
 
+#: what a model predicts: one score per class, or one real-valued output
+TASKS = ("classification", "regression")
+
+
 @dataclass(frozen=True)
 class ImageSpec:
-    """What a model consumes: image shape (H, W, C), value range and class names."""
+    """What a model consumes: image shape (H, W, C), value range and class names.
+
+    Tabular data uses the same spec and the same code paths: a row of F features travels as an
+    image of shape (1, F, 1) and ``feature_names`` names the F columns. A ``regression`` model
+    has one output, named by its single class name.
+    """
 
     shape: tuple[int, int, int]
     class_names: tuple[str, ...]
     value_range: tuple[float, float] = (0.0, 1.0)
+    feature_names: tuple[str, ...] | None = None
+    task: str = "classification"
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"unknown task '{self.task}'; use one of {', '.join(TASKS)}")
+        if self.task == "regression" and len(self.class_names) != 1:
+            raise ConfigError(f"a regression model has one output; got {len(self.class_names)} "
+                              f"class names — name its target once")
+        if self.feature_names is not None and (
+                self.shape[0] != 1 or self.shape[2] != 1
+                or len(self.feature_names) != self.shape[1]):
+            raise ConfigError(f"{len(self.feature_names)} feature names do not fit shape "
+                              f"{self.shape}; tabular rows of F features have shape (1, F, 1)")
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def is_tabular(self) -> bool:
+        return self.feature_names is not None
 
     def check(self, x: np.ndarray) -> np.ndarray:
         """Return ``x`` as a C-contiguous float32 NHWC batch, or raise naming what is wrong."""

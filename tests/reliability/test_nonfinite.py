@@ -1,4 +1,4 @@
-"""Non-finite values are errors that say what was non-finite, where, and what to do.
+"""Non-finite values and malformed specs are errors that say what was non-finite, where, and what to do.
 
 Covers images (NaN/Inf pixels, values outside the declared range), model outputs, target
 selection, attributions and training (NaN loss or weights), with real (tiny) models.
@@ -190,3 +190,24 @@ def test_divergence_in_other_frameworks(framework, module, cls):
     x, y = labelled()
     with pytest.raises(TrainingDivergedError, match=backend.name + " " + DIVERGED.format(epochs=3)):
         backend.fit(x, y, epochs=3, batch_size=16, lr=1e12, seed=0, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(shape=(1, 3, 1), class_names=("y",), task="ranking"), "unknown task 'ranking'"),
+    (dict(shape=(1, 3, 1), class_names=("a", "b"), task="regression"), "one output; got 2"),
+    (dict(shape=(1, 3, 1), class_names=("a",), feature_names=("u", "v")),
+     r"2 feature names do not fit shape \(1, 3, 1\)"),
+    (dict(shape=(2, 2, 1), class_names=("a",), feature_names=("u", "v")), r"shape \(1, F, 1\)"),
+])
+def test_bad_tabular_specs_are_refused(kwargs, message):
+    with pytest.raises(XaibenchError, match=message):
+        ImageSpec(**kwargs)
+
+
+def test_tabular_spec_checks_rows_as_one_row_images():
+    spec = ImageSpec(shape=(1, 2, 1), class_names=("y",), feature_names=("age", "bmi"),
+                     task="regression")
+    assert spec.is_tabular and not SPEC.is_tabular
+    assert spec.check(np.zeros((4, 1, 2, 1))).dtype == np.float32
+    with pytest.raises(XaibenchError, match=r"\(N, 1, 2, 1\)"):
+        spec.check(np.zeros((4, 2)))
