@@ -107,12 +107,14 @@ What is checked, and how, without importing a deep-learning framework:
   arguments bound against the registered masker factory and checked for the dataset's image
   shape (:func:`xaibench.explain.maskers.resolve_masker_spec`);
 - an explainer computed natively by the backends (registry entry ``native``) must be listed
-  in the ``native_explainers`` of every model's backend;
+  in the ``native_explainers`` of every model's backend (the error names the backends that
+  list it);
 - the architecture must list the backend in its framework-free catalogue entry
   (:class:`backends.zoo.architectures.Architecture`), and model ``params`` must be params that
   entry declares, of the declared types;
 - ``train`` keys must be epochs, batch_size, lr or an option the backend's registry entry
-  declares (``train_options``, with their types); ``seed`` is the run seed;
+  declares (``train_options``, with their types); ``seed`` is the run seed; a backend whose
+  entry declares ``epoch_training = False`` (a one-pass fit) refuses epochs, batch_size, lr;
 - a user model (``model`` or ``weights`` set): its files exist, ``layout`` and
   ``value_range`` are valid, its class names match the dataset's number of classes, and it
   has no ``train``, ``architecture`` or ``weights_from``; the model itself is loaded and checked
@@ -496,7 +498,18 @@ def _model(table: dict[str, Any], where: str) -> ModelConfig:
     params = _value(table, "params", where, dict, {})
     _bind_architecture(backend, architecture_name, params, where)
     train = _value(table, "train", where, dict, {})
-    options = registry.backends.entry(backend).train_options
+    entry = registry.backends.entry(backend)
+    options = entry.train_options
+    if not entry.epoch_training:
+        given = [key for key in TRAIN_DEFAULTS if key in train]
+        if given:
+            raise ConfigError(f"{where} train: backend '{backend}' fits in one pass, so "
+                              f"{', '.join(given)} do not apply; remove them (size the model "
+                              f"with its params)")
+        _check_keys(train, tuple(options), f"{where} train")
+        _check_hints(options, train, f"{where} train of backend '{backend}'")
+        return ModelConfig(backend=backend, architecture=architecture_name, train=dict(train),
+                           params=params)
     _check_keys(train, (*TRAIN_DEFAULTS, *options), f"{where} train")
     _check_hints(options, train, f"{where} train of backend '{backend}'")
     train = {**TRAIN_DEFAULTS, **train}
@@ -737,9 +750,12 @@ def _check_native(models: tuple[ModelConfig, ...],
             runs = [name for name in registry.explainers
                     if not registry.explainers.entry(name).native
                     or name in backend.native_explainers]
+            having = [name for name in registry.backends
+                      if explainer.name in registry.backends.entry(name).native_explainers]
             raise ConfigError(f"[[explainers]] #{number} ({explainer.name}): backend "
                               f"'{model.backend}' ([[models]] #{model_number}) cannot run "
-                              f"explainer '{explainer.name}'; it runs: {', '.join(runs)} — "
+                              f"explainer '{explainer.name}' (backends that can: "
+                              f"{', '.join(having)}); it runs: {', '.join(runs)} — "
                               f"remove the explainer or that model")
     _check_required_properties(models, explainers)
 
