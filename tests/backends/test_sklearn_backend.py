@@ -235,3 +235,28 @@ def test_a_forest_refuses_epoch_training_params():
     with pytest.raises(ConfigError, match=r"'feature_perturbation' must be"):
         parse_config(_edit(text, 'name = "deep"',
                            'name = "tree"\nparams = { feature_perturbation = "auto" }'))
+
+
+def test_an_explainer_restricted_to_backends_explains_only_their_models():
+    from xaibench.experiment.plan import make_plan
+
+    forest = '[[models]]\nbackend = "sklearn"\narchitecture = "random_forest"\n\n'
+    text = _edit(TINY_TOML, "[[explainers]]", f"{forest}[[explainers]]")
+    with pytest.raises(ConfigError, match=r"cannot run explainer 'tree' \(backends that can: "
+                                          r"sklearn\); .* or restrict the explainer: backends = "
+                                          r"\[\"sklearn\"\]"):
+        parse_config(_edit(text, 'name = "deep"', 'name = "tree"'))
+    config = parse_config(_edit(_edit(text, 'name = "deep"',
+                                      'name = "deep"\nbackends = ["torch"]'),
+                                '[[explainers]]', '[[explainers]]\nname = "tree"\n'
+                                'backends = ["sklearn"]\n\n[[explainers]]'))
+    cells = {(cell.model.backend, cell.explainer) for cell in make_plan(config).cells}
+    assert cells == {("torch", "partition"), ("sklearn", "partition"), ("torch", "deep"),
+                     ("sklearn", "tree")}
+    for backends, match in ((["keras"], r"backends lists 'keras', which no \[\[models\]\] uses "
+                                        r"\(they use: sklearn, torch\)"),
+                            (["sklearm"], r"unknown backend 'sklearm' — did you mean 'sklearn'"),
+                            (["torch", "torch"], r"'backends' lists a backend twice")):
+        with pytest.raises(ConfigError, match=match):
+            parse_config(_edit(text, 'name = "deep"',
+                               f'name = "deep"\nbackends = {backends}'.replace("'", '"')))
