@@ -57,6 +57,9 @@ class Entry:
     #: backends: whether ``fit`` trains by epochs of mini-batch steps (epochs, batch_size and
     #: lr apply); False: a one-pass fit (a random forest), whose config may not set them
     epoch_training: bool = True
+    #: backends: whether its models are weight tensors (get/set_weights, layer randomisation);
+    #: False: a tree ensemble, which metrics that randomise the model cannot score
+    weight_tensors: bool = True
     #: explainers: computed by the backend's framework (not model-agnostic), so only backends
     #: listing it in ``native_explainers`` run it
     native: bool = False
@@ -95,7 +98,7 @@ class Registry:
                  minimums: Mapping[str, Minimum] | None = None, consumes: tuple[str, ...] = (),
                  default_masker: str | None = None, budget: str | None = None,
                  additive: bool = True, requires: tuple[str, ...] = (),
-                 epoch_training: bool = True) -> None:
+                 epoch_training: bool = True, weight_tensors: bool = True) -> None:
         """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path), with
         the declarations of :class:`Entry`."""
         if name in self._entries:
@@ -108,9 +111,9 @@ class Registry:
                              f"{sorted(set(requires) - set(MODEL_PROPERTIES))}")
         self._entries[name] = Entry(name, target, framework, description,
                                     frozenset(native_explainers), dict(train_options or {}),
-                                    epoch_training, native, dict(minimums or {}),
-                                    frozenset(consumes), default_masker, budget, additive,
-                                    frozenset(requires))
+                                    epoch_training, weight_tensors, native,
+                                    dict(minimums or {}), frozenset(consumes), default_masker,
+                                    budget, additive, frozenset(requires))
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -193,7 +196,7 @@ backends.register("flax", "backends.flax_backend:FlaxBackend", framework="flax",
 backends.register("sklearn", "backends.sklearn_backend:SklearnBackend",
                   description="scikit-learn random forest (class probabilities or one "
                               "regression output)", native_explainers=("tree",),
-                  epoch_training=False)
+                  epoch_training=False, weight_tensors=False)
 
 models.register("fmnist_cnn", "backends.zoo.architectures:FMNIST_CNN",
                 description="conv32-conv16 3x3 SAME ReLU, dense 10 (Flax tutorial CNN)")

@@ -260,3 +260,20 @@ def test_an_explainer_restricted_to_backends_explains_only_their_models():
         with pytest.raises(ConfigError, match=match):
             parse_config(_edit(text, 'name = "deep"',
                                f'name = "deep"\nbackends = {backends}'.replace("'", '"')))
+
+
+def test_metrics_that_randomise_the_model_are_refused_for_a_forest():
+    from xaibench import registry
+
+    entry = registry.backends.entry("sklearn")
+    assert entry.weight_tensors == SklearnBackend.has_weight_tensors is False
+    assert set(entry.native_explainers) == set(SklearnBackend.native_methods)
+    text = _edit(_edit(TINY_TOML, 'backend = "torch"\narchitecture = "fmnist_cnn"',
+                       'backend = "sklearn"\narchitecture = "random_forest"'),
+                 "train = { epochs = 1, batch_size = 32, lr = 1e-2 }\n", "")
+    text = _edit(_edit(text, 'name = "deep"', 'name = "tree"'), 'metrics = ["additivity"]',
+                 'metrics = ["additivity", "emprt"]')
+    with pytest.raises(ConfigError, match=r"'metrics': emprt re-initialises the model's layers, "
+                                          r"but backend 'sklearn' \(\[\[models\]\] #1\) has no "
+                                          r"weight tensors"):
+        parse_config(text)

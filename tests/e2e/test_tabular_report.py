@@ -51,6 +51,7 @@ def tabular_dataset(monkeypatch):
     monkeypatch.setitem(registry.datasets._entries, NAME, Entry(NAME, f"{__name__}:load"))
 
 
+@pytest.mark.slow
 def test_tabular_report_sections(tabular_dataset, tmp_path, cache):
     import xaibench
     from xaibench.report.document import render

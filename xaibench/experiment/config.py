@@ -106,6 +106,8 @@ What is checked, and how, without importing a deep-learning framework:
 - masker specs are parsed by :func:`xaibench.explain.maskers.parse_masker_spec` and their
   arguments bound against the registered masker factory and checked for the dataset's image
   shape (:func:`xaibench.explain.maskers.resolve_masker_spec`);
+- metrics that randomise the model (``randomises_model``) need every model's backend to have
+  weight tensors (registry entry ``weight_tensors``);
 - an explainer's ``backends`` (optional) restricts it to the models of those backends, each
   used by some model; an explainer computed natively by the backends (registry entry
   ``native``) must be listed in the ``native_explainers`` of the backend of every model it
@@ -382,6 +384,7 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
     explainers = _array_of_tables(
         data, "explainers", lambda table, where: _explainer(table, where, dataset.name, info))
     _check_native(models, explainers)
+    _check_weight_tensors(models, metrics)
     return ExperimentConfig(
         name=name,
         seed=_count(data, "seed", "the top level", 0),
@@ -781,6 +784,20 @@ def _check_native(models: tuple[ModelConfig, ...],
                               f"remove the explainer or that model, or restrict the explainer: "
                               f"backends = {json.dumps(having)}")
     _check_required_properties(models, explainers)
+
+
+def _check_weight_tensors(models: tuple[ModelConfig, ...], metrics: tuple[str, ...]) -> None:
+    """ConfigError when a metric randomises the model's layers but a model's backend has no
+    weight tensors (registry entry ``weight_tensors``)."""
+    for metric in metrics:
+        if not registry.metrics.get(metric).randomises_model:
+            continue
+        for number, model in enumerate(models, 1):
+            if not registry.backends.entry(model.backend).weight_tensors:
+                raise ConfigError(f"'metrics': {metric} re-initialises the model's layers, but "
+                                  f"backend '{model.backend}' ([[models]] #{number}) has no "
+                                  f"weight tensors (a tree ensemble); remove the metric or "
+                                  f"that model")
 
 
 def _check_required_properties(models: tuple[ModelConfig, ...],
