@@ -220,6 +220,13 @@ class SklearnBackend(Backend):
         forest.set_params(random_state=int(seed))
         return cls(forest, spec)
 
+    @classmethod
+    def from_user(cls, spec: ImageSpec, **declarations: Any) -> "SklearnBackend":
+        """Refused: a user's forest would arrive as a pickle, which runs code when read."""
+        raise ConfigError("backend 'sklearn' loads no user model files (a forest's file is a "
+                          "pickle, which can run code when read); train the forest from the "
+                          "experiment instead: architecture = \"random_forest\"")
+
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int | None = None,
             batch_size: int | None = None, lr: float | None = None, seed: int = 0,
             progress: bool = True) -> dict[str, list[float]]:

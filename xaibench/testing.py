@@ -52,7 +52,14 @@ def check_backend(backend: Backend) -> None:
         backend.load(path)
     np.testing.assert_allclose(backend.predict(x), scores, rtol=1e-5, atol=1e-6,
                                err_msg="save then load must not change predictions")
-    if not backend.has_weight_tensors:
+    if not backend.has_weight_tensors:  # declared absent: each says so with an error
+        for call in (backend.get_weights, backend.layer_names, lambda: backend.randomized(1)):
+            try:
+                call()
+            except XaibenchError:
+                continue
+            raise AssertionError("a backend without weight tensors must refuse weights and "
+                                 "randomisation with an XaibenchError")
         return
     weights = backend.get_weights()
     assert all(isinstance(array, np.ndarray) for params in weights.values()

@@ -197,6 +197,12 @@ def test_a_forest_has_no_weight_tensors(classifier):
             call()
 
 
+def test_user_model_files_are_refused(cancer, tmp_path):
+    with pytest.raises(ConfigError, match=r"loads no user model files .* architecture = "
+                                          r"\"random_forest\""):
+        SklearnBackend.from_user(cancer[0], weights=tmp_path / "forest.pkl")
+
+
 def test_bad_architecture_params(cancer):
     with pytest.raises(ConfigError, match=r"n_estimators >= 1"):
         SklearnBackend.from_zoo("random_forest", cancer[0], n_estimators=0)
