@@ -5,7 +5,7 @@ implement ``_predict_batch`` (and, for gradient methods, ``_native_<method>``); 
 is the same for every framework — input checks, batching, evaluation counting, target
 resolution, base values, timing, the attribution record, the weight-layout check — lives here
 once. What a backend can do is declared as class data (:attr:`Backend.native_methods`,
-:attr:`Backend.trainable`), never inferred from its code.
+:attr:`Backend.trainable`, :attr:`Backend.has_weight_tensors`), never inferred from its code.
 
 Weights cross frameworks in one framework-neutral layout, :data:`Weights`: layer name ->
 parameter name -> numpy array, in Flax/Keras conventions:
@@ -280,6 +280,9 @@ class Backend(ABC):
     native_methods: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: whether :meth:`fit` trains the model
     trainable: ClassVar[bool] = True
+    #: whether the model is a set of weight tensors (:meth:`get_weights` / :meth:`set_weights`,
+    #: :meth:`layer_names` / :meth:`randomized`); a tree ensemble is not
+    has_weight_tensors: ClassVar[bool] = True
 
     def __init__(self, spec: ImageSpec, *, batch_size: int = 256) -> None:
         self.spec = spec

@@ -54,6 +54,12 @@ class Entry:
     #: backends: the keyword options of ``fit`` beyond epochs, batch_size, lr (and seed,
     #: progress) -> their types
     train_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: backends: whether ``fit`` trains by epochs of mini-batch steps (epochs, batch_size and
+    #: lr apply); False: a one-pass fit (a random forest), whose config may not set them
+    epoch_training: bool = True
+    #: backends: whether its models are weight tensors (get/set_weights, layer randomisation);
+    #: False: a tree ensemble, which metrics that randomise the model cannot score
+    weight_tensors: bool = True
     #: explainers: computed by the backend's framework (not model-agnostic), so only backends
     #: listing it in ``native_explainers`` run it
     native: bool = False
@@ -91,7 +97,8 @@ class Registry:
                  train_options: Mapping[str, Any] | None = None, native: bool = False,
                  minimums: Mapping[str, Minimum] | None = None, consumes: tuple[str, ...] = (),
                  default_masker: str | None = None, budget: str | None = None,
-                 additive: bool = True, requires: tuple[str, ...] = ()) -> None:
+                 additive: bool = True, requires: tuple[str, ...] = (),
+                 epoch_training: bool = True, weight_tensors: bool = True) -> None:
         """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path), with
         the declarations of :class:`Entry`."""
         if name in self._entries:
@@ -104,8 +111,9 @@ class Registry:
                              f"{sorted(set(requires) - set(MODEL_PROPERTIES))}")
         self._entries[name] = Entry(name, target, framework, description,
                                     frozenset(native_explainers), dict(train_options or {}),
-                                    native, dict(minimums or {}), frozenset(consumes),
-                                    default_masker, budget, additive, frozenset(requires))
+                                    epoch_training, weight_tensors, native,
+                                    dict(minimums or {}), frozenset(consumes), default_masker,
+                                    budget, additive, frozenset(requires))
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -185,6 +193,10 @@ backends.register("keras", "backends.keras_backend:KerasBackend", framework="ten
                                  "validation_fraction": float})
 backends.register("flax", "backends.flax_backend:FlaxBackend", framework="flax",
                   description="Flax linen module on JAX", native_explainers=_NATIVE)
+backends.register("sklearn", "backends.sklearn_backend:SklearnBackend",
+                  description="scikit-learn random forest (class probabilities or one "
+                              "regression output)", native_explainers=("tree",),
+                  epoch_training=False, weight_tensors=False)
 
 models.register("fmnist_cnn", "backends.zoo.architectures:FMNIST_CNN",
                 description="conv32-conv16 3x3 SAME ReLU, dense 10 (Flax tutorial CNN)")
@@ -193,6 +205,8 @@ models.register("cifar_convnet", "backends.zoo.architectures:CIFAR_CONVNET",
                             "avgpool")
 models.register("mlp", "backends.zoo.architectures:MLP",
                 description="flatten, dense 128 ReLU, dense 10")
+models.register("random_forest", "backends.zoo.architectures:RANDOM_FOREST",
+                description="scikit-learn random forest (n_estimators trees, max_depth)")
 models.register("vgg16_transfer", "backends.zoo.architectures:VGG16_TRANSFER",
                 description="frozen VGG16 features + new dense softmax head")
 
@@ -215,6 +229,9 @@ explainers.register("gradient", "xaibench.explain.native:gradient",
                     description="expected gradients (shap GradientExplainer)", native=True,
                     minimums={"nsamples": Minimum(1), "local_smoothing": Minimum(0),
                               "seed": _SEED}, consumes=("background", "seed"))
+explainers.register("tree", "xaibench.explain.native:tree",
+                    description="exact TreeSHAP of tree ensembles (shap TreeExplainer)",
+                    native=True, consumes=("background",))
 explainers.register("partition", "xaibench.explain.partition:partition",
                     description="shap PartitionExplainer over backend.predict",
                     minimums={"max_evals": Minimum(2), "batch_size": Minimum(1), "seed": _SEED},

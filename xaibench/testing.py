@@ -24,7 +24,8 @@ def sample_images(backend: Backend, n: int, seed: int = 0) -> np.ndarray:
 
 def check_backend(backend: Backend) -> None:
     """Assert ``backend`` honours the Backend protocol (predict, counting, errors, save/load,
-    weights: ``set_weights(get_weights())`` keeps predictions)."""
+    weights: ``set_weights(get_weights())`` keeps predictions, for a backend that declares
+    :attr:`~xaibench.backend.Backend.has_weight_tensors`)."""
     x = sample_images(backend, 5)
     evals = backend.n_evals
     scores = backend.predict(x)
@@ -51,6 +52,15 @@ def check_backend(backend: Backend) -> None:
         backend.load(path)
     np.testing.assert_allclose(backend.predict(x), scores, rtol=1e-5, atol=1e-6,
                                err_msg="save then load must not change predictions")
+    if not backend.has_weight_tensors:  # declared absent: each says so with an error
+        for call in (backend.get_weights, backend.layer_names, lambda: backend.randomized(1)):
+            try:
+                call()
+            except XaibenchError:
+                continue
+            raise AssertionError("a backend without weight tensors must refuse weights and "
+                                 "randomisation with an XaibenchError")
+        return
     weights = backend.get_weights()
     assert all(isinstance(array, np.ndarray) for params in weights.values()
                for array in params.values()), "get_weights must return numpy arrays"

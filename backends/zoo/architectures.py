@@ -87,3 +87,8 @@ def cifar_convnet_widths(shape: tuple[int, int, int], width: int) -> tuple[int, 
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ConfigError(f"cifar_convnet width must be a positive integer, got {width!r}")
     return (width, width, 4 * width, 4 * width, 16 * width, 16 * width)
+RANDOM_FOREST = Architecture(
+    "random_forest", ("sklearn",),
+    "scikit-learn random forest: RandomForestClassifier (class probabilities) for "
+    "classification, RandomForestRegressor (one output) for regression",
+    {"n_estimators": Param(int, 100), "max_depth": Param(int | None, None)})

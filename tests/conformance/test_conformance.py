@@ -7,10 +7,13 @@ import pytest
 
 from xaibench import ImageSpec
 from xaibench.errors import ConfigError, XaibenchError
-from xaibench.registry import backends, explainers
+from xaibench.registry import backends, explainers, models
 from xaibench.testing import check_backend, check_explainer, sample_images
 
 TINY = ImageSpec(shape=(8, 8, 1), class_names=("a", "b", "c"))
+#: tabular rows of 6 features
+TABULAR = ImageSpec(shape=(1, 6, 1), class_names=("a", "b", "c"),
+                    feature_names=tuple(f"f{i}" for i in range(6)))
 #: zoo architectures under test -> (image spec, architecture params, explainers checked);
 #: the model-agnostic explainers do not depend on the architecture and run on fmnist_cnn only
 #: (cifar_convnet needs images of 24..47 pixels: its pools reduce 32x32 to 1x1)
@@ -18,7 +21,11 @@ ARCHITECTURES = {
     "fmnist_cnn": (TINY, {}, None),
     "cifar_convnet": (ImageSpec(shape=(24, 24, 3), class_names=("a", "b", "c")), {"width": 1},
                       ("deep",)),
+    "random_forest": (TABULAR, {"n_estimators": 10}, ("tree", "partition", "permutation")),
 }
+#: architectures that predict only once fitted (a forest has no initial state): they are
+#: fitted on random rows whose label is the argmax of a fixed linear function
+FIT_FIRST = {"random_forest"}
 
 #: explainer -> (params, additive?, tolerance); background is added for native methods and
 #: permutation's max_evals is 2M + 1 for M features
@@ -32,16 +39,18 @@ EXPLAINER_CASES = {
     "cam": ({}, False, 0.0),
     "gradcam": ({}, False, 0.0),
     "gradcam_pp": ({"layer": "conv1"}, False, 0.0),
+    "tree": ({}, True, 1e-6),
 }
 
 #: explainers that need a model ending in global average pooling (the zoo's head="gap")
 POOLED_HEAD = {"cam"}
 
 
-@pytest.fixture(scope="module", params=[(b, a) for a in ARCHITECTURES for b in backends],
+@pytest.fixture(scope="module", params=[(b, a) for a in ARCHITECTURES for b in backends
+                                        if b in models.get(a).frameworks],
                 ids=lambda case: f"{case[0]}-{case[1]}")
 def case(request):
-    """(backend name, architecture)."""
+    """(backend name, architecture) for every backend that implements the architecture."""
     return request.param
 
 
@@ -52,7 +61,13 @@ def backend(case):
     if not entry.available:
         pytest.skip(f"{entry.framework} not installed")
     spec, params, _ = ARCHITECTURES[architecture]
-    return backends.get(name).from_zoo(architecture, spec, seed=0, **params)
+    backend = backends.get(name).from_zoo(architecture, spec, seed=0, **params)
+    if architecture in FIT_FIRST:
+        x = sample_images(backend, 200, seed=3)
+        weights = np.random.default_rng(4).normal(size=(int(np.prod(spec.shape)),
+                                                        spec.n_classes))
+        backend.fit(x, (x.reshape(len(x), -1) @ weights).argmax(axis=1), seed=0)
+    return backend
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +86,12 @@ def test_backend_conformance(backend):
 
 @pytest.mark.parametrize("method", sorted(EXPLAINER_CASES))
 def test_explainer_conformance(case, backend, method, request):
+    if explainers.entry(method).native and method not in backend.native_methods:
+        inputs = ({"background": sample_images(backend, 2)}
+                  if "background" in explainers.entry(method).consumes else {})
+        with pytest.raises(ConfigError, match=f"does not implement explainer '{method}'"):
+            backend.explain(method, sample_images(backend, 1), 1, **inputs)
+        return
     checked = ARCHITECTURES[case[1]][2]
     if checked is not None and method not in checked:
         pytest.skip(f"'{method}' is checked on fmnist_cnn; it does not depend on the model")
@@ -79,7 +100,7 @@ def test_explainer_conformance(case, backend, method, request):
         backend = request.getfixturevalue("pooled_backend")
     if method == "permutation":
         params = {**params, "max_evals": 2 * int(np.prod(backend.spec.shape)) + 1}
-    if method in {"deep", "gradient"}:
+    if "background" in explainers.entry(method).consumes:
         params = {**params, "background": sample_images(backend, 10, seed=2)}
     attribution = check_explainer(backend, method, additive=additive, atol=atol, **params)
     assert attribution.method == method
@@ -93,8 +114,10 @@ def test_explainer_conformance(case, backend, method, request):
         np.testing.assert_array_equal(attribution.base_values, 0.0)
 
 
-@pytest.mark.parametrize("method", ["deep", "gradient"])
+@pytest.mark.parametrize("method", ["deep", "gradient", "tree"])
 def test_native_inputs_are_checked_before_the_model_runs(backend, method):
+    if method not in backend.native_methods:
+        pytest.skip(f"backend '{backend.name}' declares no '{method}'")
     x, bg = sample_images(backend, 2, seed=1), sample_images(backend, 3, seed=2)
     targets = np.zeros((2, 1), np.int64)
     evals = backend.n_evals

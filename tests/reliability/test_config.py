@@ -213,7 +213,8 @@ def test_an_explainer_the_backend_cannot_run_lists_those_it_can(monkeypatch):
                         type(entry)(**{**vars(entry), "native_explainers": frozenset({"deep"})}))
     text = _edit(TINY_TOML, 'name = "deep"', 'name = "gradient"')
     _rejected(text, r"\[\[explainers\]\] #2 \(gradient\): backend 'torch' \(\[\[models\]\] "
-                    r"#1\) cannot run explainer 'gradient'; it runs: deep, edge, partition, "
+                    r"#1\) cannot run explainer 'gradient' \(backends that can: flax, keras\); "
+                    r"it runs: deep, edge, partition, "
                     r"permutation, random — remove the explainer or that model")
 
 

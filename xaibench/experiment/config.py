@@ -106,13 +106,18 @@ What is checked, and how, without importing a deep-learning framework:
 - masker specs are parsed by :func:`xaibench.explain.maskers.parse_masker_spec` and their
   arguments bound against the registered masker factory and checked for the dataset's image
   shape (:func:`xaibench.explain.maskers.resolve_masker_spec`);
-- an explainer computed natively by the backends (registry entry ``native``) must be listed
-  in the ``native_explainers`` of every model's backend;
+- metrics that randomise the model (``randomises_model``) need every model's backend to have
+  weight tensors (registry entry ``weight_tensors``);
+- an explainer's ``backends`` (optional) restricts it to the models of those backends, each
+  used by some model; an explainer computed natively by the backends (registry entry
+  ``native``) must be listed in the ``native_explainers`` of the backend of every model it
+  explains (the error names the backends that list it);
 - the architecture must list the backend in its framework-free catalogue entry
   (:class:`backends.zoo.architectures.Architecture`), and model ``params`` must be params that
   entry declares, of the declared types;
 - ``train`` keys must be epochs, batch_size, lr or an option the backend's registry entry
-  declares (``train_options``, with their types); ``seed`` is the run seed;
+  declares (``train_options``, with their types); ``seed`` is the run seed; a backend whose
+  entry declares ``epoch_training = False`` (a one-pass fit) refuses epochs, batch_size, lr;
 - a user model (``model`` or ``weights`` set): its files exist, ``layout`` and
   ``value_range`` are valid, its class names match the dataset's number of classes, and it
   has no ``train``, ``architecture`` or ``weights_from``; the model itself is loaded and checked
@@ -153,7 +158,7 @@ _IMAGES_KEYS = ("first", "correct", "wrong")
 _MODEL_KEYS = ("backend", "architecture", "params", "train", "weights_from")
 _USER_MODEL_KEYS = ("backend", "model", "weights", "name", "params", "layout", "value_range",
                     "class_names", "class_names_file")
-_EXPLAINER_KEYS = ("name", "maskers", "targets", "params", "budget", "seeds")
+_EXPLAINER_KEYS = ("name", "maskers", "targets", "params", "budget", "seeds", "backends")
 _REQUIRED = object()
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", dict: "a table",
                list: "a list", tuple: "a list", bool: "true or false"}
@@ -222,6 +227,12 @@ class ExplainerConfig:
     budgets: tuple[int, ...] = ()
     #: seeds, one cell each
     seeds: tuple[int, ...] = ()
+    #: the backends whose models it explains (empty: every model)
+    backends: tuple[str, ...] = ()
+
+    def applies_to(self, backend: str) -> bool:
+        """Whether it explains the models of ``backend``."""
+        return not self.backends or backend in self.backends
 
     def variants(self) -> list[dict[str, Any]]:
         """The params of each of its cells: ``params`` with every budget × seed set."""
@@ -373,6 +384,7 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
     explainers = _array_of_tables(
         data, "explainers", lambda table, where: _explainer(table, where, dataset.name, info))
     _check_native(models, explainers)
+    _check_weight_tensors(models, metrics)
     return ExperimentConfig(
         name=name,
         seed=_count(data, "seed", "the top level", 0),
@@ -496,7 +508,18 @@ def _model(table: dict[str, Any], where: str) -> ModelConfig:
     params = _value(table, "params", where, dict, {})
     _bind_architecture(backend, architecture_name, params, where)
     train = _value(table, "train", where, dict, {})
-    options = registry.backends.entry(backend).train_options
+    entry = registry.backends.entry(backend)
+    options = entry.train_options
+    if not entry.epoch_training:
+        given = [key for key in TRAIN_DEFAULTS if key in train]
+        if given:
+            raise ConfigError(f"{where} train: backend '{backend}' fits in one pass, so "
+                              f"{', '.join(given)} do not apply; remove them (size the model "
+                              f"with its params)")
+        _check_keys(train, tuple(options), f"{where} train")
+        _check_hints(options, train, f"{where} train of backend '{backend}'")
+        return ModelConfig(backend=backend, architecture=architecture_name, train=dict(train),
+                           params=params)
     _check_keys(train, (*TRAIN_DEFAULTS, *options), f"{where} train")
     _check_hints(options, train, f"{where} train of backend '{backend}'")
     train = {**TRAIN_DEFAULTS, **train}
@@ -678,8 +701,14 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
         raise ConfigError(f"{where}: targets = {targets} asks for the top {targets} outputs, but "
                           f"dataset '{dataset}' has {info.n_classes} classes; set targets <= "
                           f"{info.n_classes}")
+    backends = [_string(backend, f"an entry of {where} 'backends'")
+                for backend in _value(table, "backends", where, list, [])]
+    for backend in backends:
+        _lookup(registry.backends, backend, f"{where} backends")
+    if len(set(backends)) != len(backends):
+        raise ConfigError(f"{where}: 'backends' lists a backend twice: {backends}")
     return ExplainerConfig(name=name, maskers=specs, targets=targets, params=params,
-                           budgets=budgets, seeds=seeds)
+                           budgets=budgets, seeds=seeds, backends=tuple(backends))
 
 
 def _sweep(table: dict[str, Any], key: str, where: str, params: dict[str, Any],
@@ -726,22 +755,49 @@ def _check_minimums(name: str, params: dict[str, Any], where: str, dataset: str,
 
 def _check_native(models: tuple[ModelConfig, ...],
                   explainers: tuple[ExplainerConfig, ...]) -> None:
-    """ConfigError when a model's backend cannot compute a native explainer of the file."""
+    """ConfigError when an explainer's ``backends`` names a backend no model uses, or the
+    backend of a model it explains cannot compute it (a native explainer)."""
+    used = {model.backend for model in models}
     for number, explainer in enumerate(explainers, 1):
+        unused = [backend for backend in explainer.backends if backend not in used]
+        if unused:
+            raise ConfigError(f"[[explainers]] #{number} ({explainer.name}): backends lists "
+                              f"{', '.join(map(repr, unused))}, which no [[models]] uses (they "
+                              f"use: {', '.join(sorted(used))}); remove it from 'backends'")
         if not registry.explainers.entry(explainer.name).native:
             continue
         for model_number, model in enumerate(models, 1):
+            if not explainer.applies_to(model.backend):
+                continue
             backend = registry.backends.entry(model.backend)
             if explainer.name in backend.native_explainers:
                 continue
             runs = [name for name in registry.explainers
                     if not registry.explainers.entry(name).native
                     or name in backend.native_explainers]
+            having = [name for name in registry.backends
+                      if explainer.name in registry.backends.entry(name).native_explainers]
             raise ConfigError(f"[[explainers]] #{number} ({explainer.name}): backend "
                               f"'{model.backend}' ([[models]] #{model_number}) cannot run "
-                              f"explainer '{explainer.name}'; it runs: {', '.join(runs)} — "
-                              f"remove the explainer or that model")
+                              f"explainer '{explainer.name}' (backends that can: "
+                              f"{', '.join(having)}); it runs: {', '.join(runs)} — "
+                              f"remove the explainer or that model, or restrict the explainer: "
+                              f"backends = {json.dumps(having)}")
     _check_required_properties(models, explainers)
+
+
+def _check_weight_tensors(models: tuple[ModelConfig, ...], metrics: tuple[str, ...]) -> None:
+    """ConfigError when a metric randomises the model's layers but a model's backend has no
+    weight tensors (registry entry ``weight_tensors``)."""
+    for metric in metrics:
+        if not registry.metrics.get(metric).randomises_model:
+            continue
+        for number, model in enumerate(models, 1):
+            if not registry.backends.entry(model.backend).weight_tensors:
+                raise ConfigError(f"'metrics': {metric} re-initialises the model's layers, but "
+                                  f"backend '{model.backend}' ([[models]] #{number}) has no "
+                                  f"weight tensors (a tree ensemble); remove the metric or "
+                                  f"that model")
 
 
 def _check_required_properties(models: tuple[ModelConfig, ...],
@@ -751,7 +807,7 @@ def _check_required_properties(models: tuple[ModelConfig, ...],
     for number, explainer in enumerate(explainers, 1):
         for prop in sorted(registry.explainers.entry(explainer.name).requires):
             for model_number, model in enumerate(models, 1):
-                if model.user is not None:
+                if model.user is not None or not explainer.applies_to(model.backend):
                     continue
                 architecture = registry.models.get(model.architecture)
                 if architecture.has(prop, model.params):

@@ -1,4 +1,5 @@
-"""The experiment grid: dataset × models × explainers × maskers, expanded into keyed cells.
+"""The experiment grid: dataset × models × explainers × maskers, expanded into keyed cells
+(an explainer with ``backends`` only for the models of those backends).
 
 A key is a hash of everything that determines a result, so the same experiment gives the same
 keys on every run (resume), and changing anything that matters gives new ones:
@@ -145,6 +146,8 @@ def make_plan(config: ExperimentConfig, data_fingerprint: str | None = None) -> 
     cells: dict[str, Cell] = {}
     for model in models:
         for number, explainer in enumerate(config.explainers, 1):
+            if not explainer.applies_to(model.backend):
+                continue
             consumes = registry.explainers.entry(explainer.name).consumes
             for masker, variant in product(explainer.maskers or (None,), explainer.variants()):
                 identity = {"model": model.key, "images": asdict(config.images),

@@ -14,10 +14,10 @@ predictions, so every model of a parity experiment explains the same images.
 
 Store meta written: ``config`` (TOML text), ``resolved_config`` (what identifies the results,
 see :func:`resolved_config`), ``name``, ``versions``, ``platform``, ``status`` (running /
-finished / aborted), ``pid`` (of the last run), ``class_names``, ``started_at`` (first run
-into this store), ``finished_at`` (last run) and ``duration_seconds`` (summed over all runs
-into this store), ``planned_cells`` (the number of cells in the plan: ``xaibench status``
-counts those not stored as pending).
+finished / aborted), ``pid`` (of the last run), ``class_names``, ``feature_names`` (of
+tabular datasets), ``started_at`` (first run into this store), ``finished_at`` (last run) and
+``duration_seconds`` (summed over all runs into this store), ``planned_cells`` (the number of
+cells in the plan: ``xaibench status`` counts those not stored as pending).
 
 Cells are computed by an executor (:mod:`.executors`): in this process, or on Dask workers;
 either way this process alone writes the store.
@@ -180,9 +180,19 @@ def _record_start(store: Store, config: ExperimentConfig, resolved: dict[str, An
                        "started_at": store.get_meta("started_at", started),
                        "class_names": {**store.get_meta("class_names", {}),
                                        config.dataset.name: list(dataset.class_names)},
+                       **_feature_names_meta(store, config.dataset.name, dataset),
                        **environment()}.items():
         store.set_meta(key, value)
     return store.get_meta("duration_seconds", 0.0)
+
+
+def _feature_names_meta(store: Store, name: str, dataset: Dataset) -> dict[str, Any]:
+    """``{"feature_names": {dataset: names}}`` for a tabular dataset (its spec names its
+    features; the report then shows feature importance), else nothing."""
+    names = dataset.spec.feature_names
+    if names is None:
+        return {}
+    return {"feature_names": {**store.get_meta("feature_names", {}), name: list(names)}}
 
 
 def _run_pending(plan: Plan, pending: list[Cell], config: ExperimentConfig, dataset: Dataset,

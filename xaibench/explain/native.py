@@ -1,6 +1,9 @@
-"""Gradient-based explainers, computed by each backend with its own framework."""
+"""Explainers each backend computes with its own framework: gradient methods, class activation
+maps and TreeSHAP."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 
@@ -53,3 +56,17 @@ def gradcam_pp(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     """Grad-CAM++ (Chattopadhay et al. 2018), the closed-form weights for an exponential score
     from the first-order gradients, at a convolution ``layer``; upsampled as :func:`cam`."""
     return backend.native_explain("gradcam_pp", x, output_indices, layer=layer)
+
+
+def tree(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
+         background: np.ndarray,
+         feature_perturbation: Literal["interventional", "tree_path_dependent"]
+         = "interventional") -> tuple[np.ndarray, np.ndarray]:
+    """Exact TreeSHAP of a tree ensemble (shap's TreeExplainer), in the model's output space.
+
+    ``interventional`` (default) explains against the ``background`` rows, the same game as
+    the model-agnostic explainers with an independent masker; ``tree_path_dependent`` uses
+    the trees' training cover instead (the background is then unused).
+    """
+    return backend.native_explain("tree", x, output_indices, background=background,
+                                  feature_perturbation=feature_perturbation)

@@ -58,6 +58,9 @@ class Metric(ABC):
     category: ClassVar[str]
     #: the :data:`METRIC_INPUTS` it takes
     consumes: ClassVar[frozenset[str]] = frozenset()
+    #: whether it re-initialises the model's layers (``Backend.randomized``): backends without
+    #: weight tensors (registry entry ``weight_tensors``) cannot be scored by it
+    randomises_model: ClassVar[bool] = False
 
     @abstractmethod
     def __call__(self, backend: Backend, x: np.ndarray, attribution: Attribution, *,

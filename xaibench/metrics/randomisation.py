@@ -123,6 +123,7 @@ class MPRT(Metric):
     name = "mprt"
     higher_is_better = False
     category = "randomisation"
+    randomises_model = True
     consumes = frozenset({"seed", "explain_params", "context"})
 
     def __init__(self, seed: int = 0) -> None:
@@ -147,6 +148,7 @@ class SmoothMPRT(Metric):
     name = "smprt"
     higher_is_better = False
     category = "randomisation"
+    randomises_model = True
     consumes = frozenset({"seed", "explain_params"})
 
     def __init__(self, noise: float = 0.1, n_samples: int = 10, seed: int = 0) -> None:
@@ -171,6 +173,7 @@ class EfficientMPRT(Metric):
     name = "emprt"
     higher_is_better = True
     category = "randomisation"
+    randomises_model = True
     consumes = frozenset({"seed", "explain_params"})
 
     def __init__(self, n_bins: int = 100, seed: int = 0) -> None:

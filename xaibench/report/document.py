@@ -11,6 +11,10 @@ Layout of what :func:`render` writes into the results directory::
     tables/<table>_<dataset>.tex           each document table as a LaTeX fragment (with "tex")
     figures/<figure>_<dataset>.{png,svg}   explanations, topk, curves, runtime, budget,
                                            agreement, metric_agreement, cd, mprt
+
+A tabular dataset (:mod:`.tabular`) shows feature importance, a beeswarm summary and the
+agreement of the feature rankings instead of the image explanations; its tables add
+``feature_importance_<dataset>`` and ``feature_agreement_<dataset>``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from xaibench.registry import did_you_mean
 from xaibench.errors import ConfigError, DataError
 from xaibench.experiment.store import Store
-from xaibench.report import plots
+from xaibench.report import plots, tabular
 from xaibench.report._formats import WRITERS, Notation, Shown, Writer
 from xaibench.report.figures import explanation_figure, topk_figure
 from xaibench.report.pairwise import agreement_table, parity_table, show_agreement, show_parity
@@ -40,7 +44,8 @@ if TYPE_CHECKING:
 
 FORMATS = ("md", "csv", "tex", "html")
 _CONFIG_KEY = "config"
-_HIDDEN_KEYS = {"class_names", "resolved_config", "schema_version", _CONFIG_KEY}
+_HIDDEN_KEYS = {"class_names", "feature_names", "resolved_config", "schema_version",
+                _CONFIG_KEY}
 
 
 @dataclass(frozen=True)
@@ -139,14 +144,26 @@ def _numbers(results: Results, tests: dict[str, list[MetricTest]]) -> dict[str, 
                 _of(board, dataset), results.ranked_metrics, results.higher_is_better)
                for dataset in results.datasets},
             **{f"friedman_{dataset}": friedman_table(tests[dataset])
-               for dataset in results.datasets}}
+               for dataset in results.datasets},
+            **_feature_tables(results)}
+
+
+def _feature_tables(results: Results) -> dict[str, "pd.DataFrame"]:
+    """Feature importance and the agreement of its rankings, per tabular dataset."""
+    tables = {}
+    for dataset in results.datasets:
+        importance = tabular.feature_importance(results, dataset)
+        if not importance.empty:
+            tables[f"feature_importance_{dataset}"] = importance
+            tables[f"feature_agreement_{dataset}"] = tabular.ranking_agreement(importance)
+    return tables
 
 
 def _write_csv(numbers: dict[str, "pd.DataFrame"], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in numbers.items():
         frame.to_csv(folder / f"{name}.csv",
-                     index=name.startswith(("agreement_", "metric_agreement_")))
+                     index=name.startswith(("agreement_", "metric_agreement_", "feature_")))
     return [folder / f"{name}.csv" for name in numbers]
 
 
@@ -230,6 +247,8 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"],
              sweeps, faithfulness, higher.get(faithfulness, True), name, path)
              if faithfulness else None, "budget",
                   "quality against model evaluations along budget sweeps")),
+        ("Features", _feature_blocks(numbers, dataset, figure, table))
+        if f"feature_importance_{dataset}" in numbers else
         ("Explanations",
          figure(explanation_figure, "explanations",
                 "explanations of the top-1 output (red positive, blue negative)")
@@ -256,6 +275,32 @@ def _dataset_sections(results: Results, numbers: dict[str, "pd.DataFrame"],
                                "the last line of each error", show_failures)),
     ]
     return [(heading, blocks) for heading, blocks in sections if blocks]
+
+
+def _feature_blocks(numbers: dict[str, "pd.DataFrame"], dataset: str,
+                    figure: Callable[..., list[_Figure]],
+                    table: Callable[..., list[_Table]]) -> list["_Table | _Figure"]:
+    """A tabular dataset's feature importance (top features, bar charts, beeswarm) and the
+    agreement of the configurations' feature rankings."""
+    importance = numbers[f"feature_importance_{dataset}"]
+    agreement = numbers[f"feature_agreement_{dataset}"]
+    if len(agreement) < 2:  # a configuration agrees with itself: nothing to show
+        agreement = agreement.iloc[:0]
+    return (table(importance, "top_features", "each configuration's most important features: "
+                  "mean |SHAP value| over the explained rows and outputs",
+                  tabular.show_top_features)
+            + figure(lambda _, name, path: tabular.importance_figure(importance, name, path),
+                     "importance", "mean |SHAP value| per feature, each configuration")
+            + figure(tabular.beeswarm_figure, "beeswarm",
+                     "SHAP value of each explained row per feature, coloured by the feature's "
+                     "value")
+            + table(agreement, "feature_agreement", "Kendall's tau between the configurations' "
+                    "rankings of the features by mean |SHAP value| (1: the same order, -1: "
+                    "reversed)", show_agreement)
+            + figure(lambda _, name, path: plots.agreement_figure(
+                agreement, name, path, "agreement of the feature rankings\n(Kendall τ of the "
+                "features ranked by mean |SHAP|)", "Kendall τ"), "feature_agreement",
+                     "agreement of the feature rankings across explainers and frameworks"))
 
 
 def _leaderboard_caption(board: "pd.DataFrame", results: Results) -> str:
