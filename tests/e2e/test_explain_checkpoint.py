@@ -120,6 +120,18 @@ def test_user_model_from_its_state_dict(tmp_path, files, capsys, monkeypatch):
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("torch:tiny_torch_net:Net (net.pt), partition (blur(3,3))")
     assert not any(line.startswith("background") for line in out)  # partition takes none
+    # a TorchScript file holds its architecture: no --model (deep needs module hooks)
+    import tiny_torch_net
+
+    net = tiny_torch_net.Net()
+    net.load_state_dict(torch.load("net.pt"))
+    torch.jit.script(net).save("net.ts")
+    assert main(["explain", str(files["scan"]), "--checkpoint", "net.ts", "--backend", "torch",
+                 "--dataset", "digits", "--n-background", "5", "--explainer", "gradient",
+                 "--param", "nsamples=8", "--figure", str(tmp_path / "ts.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("torch:net.ts, gradient")
+    assert "background: 5 training images of digits" in out
 
 
 @pytest.mark.parametrize("change, message", [

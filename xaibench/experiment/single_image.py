@@ -189,7 +189,8 @@ def explain_checkpoint(image_path: str | Path, checkpoint: str | Path, *,
                                      info=DatasetInfo(spec.shape, spec.n_classes),
                                      base_dir=base_dir)
     built = _checkpoint_backend(chosen, checkpoint, spec)
-    label = f"{backend}:{chosen.architecture} ({checkpoint.name})"
+    label = f"{backend}:{chosen.architecture}" + (
+        f" ({checkpoint.name})" if chosen.architecture != checkpoint.name else "")
 
     consumes = registry.explainers.entry(explainer).consumes
     supplied: dict[str, Any] = {"masker": explained.maskers[0] if explained.maskers else None}
