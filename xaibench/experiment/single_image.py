@@ -155,7 +155,8 @@ def explain_checkpoint(image_path: str | Path, checkpoint: str | Path, *,
     sidecar = _sidecar_model(checkpoint)
     backend = backend or sidecar.get("backend")
     model = model or sidecar.get("architecture")
-    arch_params = arch_params if arch_params is not None else sidecar.get("params", {})
+    if arch_params is None:
+        arch_params = sidecar.get("params", {}) if model == sidecar.get("architecture") else {}
     if backend is None:
         raise ConfigError(f"{checkpoint} has no xaibench sidecar ({checkpoint.stem}.json) to "
                           f"read its framework from; give --backend (torch, keras or flax) and "
@@ -303,8 +304,7 @@ def _background(source: str | Path | None, dataset_name: str | None, dataset: An
             raise ConfigError(f"--background {source}: not a folder holding PNG or JPEG "
                               f"images; give such a folder (images like the training data) "
                               f"or 'blank' for a black image")
-        chosen = [files[i] for i in np.sort(np.random.default_rng(0).choice(
-            len(files), size=min(n_background, len(files)), replace=False))]
+        chosen = draw_background(np.asarray(files, dtype=object), n_background, 0)
         images = np.concatenate([read_image(f, spec) for f in chosen])
         return images, f"{len(images)} images of the folder {folder}", None
     if dataset is not None:
