@@ -11,6 +11,9 @@
     xaibench compare RESULTS_A RESULTS_B   leaderboards of two runs side by side
     xaibench explain IMAGE --results DIR [--model M] [--explainer E] [--masker S]
         [--param K=V ...] [--top-k K] [--figure PNG]   explain one image file with a run's model
+    xaibench explain IMAGE --checkpoint FILE [--backend B] [--model ARCH|module:Class]
+        [--arch-param K=V ...] [--dataset D | --classes a,b,.. --input-shape HxWxC]
+        [--background DIR|blank] ...               the same with a checkpoint file's weights
 
 Exit status: 0 done; 1 a run in which some cells failed; 2 an error, printed as one line
 ``xaibench: error: ...`` (an unexpected exception too, with a hint to ``--debug``, which shows
@@ -27,7 +30,7 @@ import importlib
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from xaibench import __version__, registry
 from xaibench.errors import ConfigError, TerminatedError, XaibenchError
@@ -139,12 +142,36 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("results_b", type=Path, help="results directory of run b")
     compare.set_defaults(command=_compare)
 
-    explain = add("explain", help="explain one image file with a model of a run")
+    explain = add("explain", help="explain one image file with a model of a run or a "
+                                  "checkpoint file")
     explain.add_argument("image", type=Path, help="PNG or JPEG file (any size and mode)")
-    explain.add_argument("--results", type=Path, required=True, metavar="DIR",
-                         help="results directory of the run whose model explains the image")
-    explain.add_argument("--model", help="model key (or prefix), backend:architecture or a user "
-                                         "model's name (needed when the run has several)")
+    source = explain.add_mutually_exclusive_group(required=True)
+    source.add_argument("--results", type=Path, metavar="DIR",
+                        help="results directory of the run whose model explains the image")
+    source.add_argument("--checkpoint", type=Path, metavar="FILE",
+                        help="saved weights (a cached <key>.ckpt, whose .json sidecar tells the "
+                             "rest; a torch state_dict, TorchScript, .keras, flax msgpack)")
+    explain.add_argument("--model", help="with --results: model key (or prefix), "
+                                         "backend:architecture or a user model's name (needed "
+                                         "when the run has several); with --checkpoint: a zoo "
+                                         "architecture or module:Class of your own model")
+    checkpoint = explain.add_argument_group(
+        "with --checkpoint", "what the file does not say itself (a cached checkpoint's sidecar "
+                             "gives backend, model, params and dataset)")
+    checkpoint.add_argument("--backend", help="framework of the checkpoint: torch, keras, flax")
+    checkpoint.add_argument("--arch-param", action="append", default=None, metavar="KEY=VALUE",
+                            help="architecture (or your model's) parameter, repeatable")
+    checkpoint.add_argument("--dataset", help="dataset the model was trained on: input shape, "
+                                              "class names and background images")
+    checkpoint.add_argument("--classes", help="comma-separated class names, in label order "
+                                              "(instead of --dataset, with --input-shape)")
+    checkpoint.add_argument("--input-shape", metavar="HxWxC", help="model input, e.g. 32x32x3")
+    checkpoint.add_argument("--background", metavar="DIR|blank",
+                            help="deep/gradient background: a folder of images like the "
+                                 "training data, or 'blank' (one black image); default: "
+                                 "--dataset's training images, else blank with a warning")
+    checkpoint.add_argument("--n-background", type=int, default=50, metavar="N",
+                            help="background images drawn from the folder or dataset (50)")
     explain.add_argument("--explainer", default="deep", help="explainer name (default: deep)")
     explain.add_argument("--masker", help="masker spec for explainers taking one, e.g. blur(8,8)")
     explain.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -154,6 +181,15 @@ def _parser() -> argparse.ArgumentParser:
                          help="figure path (default: <image name>.explained.png beside it)")
     explain.set_defaults(command=_explain)
     return parser
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    """'32x32x3' as (32, 32, 3); ConfigError otherwise."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise ConfigError(f"--input-shape {text!r}: write HxWxC with positive integers, "
+                          f"e.g. 32x32x3")
+    return tuple(int(part) for part in parts)  # type: ignore[return-value]
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -273,24 +309,50 @@ def _explain(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from xaibench.experiment.single_image import explain_image
+    from xaibench.experiment.single_image import explain_checkpoint, explain_image
     from xaibench.report.figures import image_figure
 
-    params = {}
-    for item in args.param:
-        key, _, value = item.partition("=")
-        try:
-            params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            raise ConfigError(f"--param {item!r}: write KEY=VALUE with a TOML value, e.g. "
-                              f"--param max_evals=500 or --param layer='conv2'") from None
-    result = explain_image(args.image, args.results, model=args.model,
-                           explainer=args.explainer, masker=args.masker, params=params,
-                           top_k=args.top_k)
+    def key_values(items: list[str], flag: str) -> dict[str, Any]:
+        values = {}
+        for item in items:
+            key, _, value = item.partition("=")
+            try:
+                values[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError:
+                raise ConfigError(f"{flag} {item!r}: write KEY=VALUE with a TOML value, e.g. "
+                                  f"{flag} max_evals=500 or {flag} layer='conv2'") from None
+        return values
+
+    params = key_values(args.param, "--param")
+    checkpoint_flags = {"--backend": args.backend, "--arch-param": args.arch_param,
+                        "--dataset": args.dataset, "--classes": args.classes,
+                        "--input-shape": args.input_shape, "--background": args.background}
+    common = {"explainer": args.explainer, "masker": args.masker, "params": params,
+              "top_k": args.top_k}
+    if args.results is not None:
+        given = [flag for flag, value in checkpoint_flags.items() if value]
+        if given:
+            raise ConfigError(f"{', '.join(given)} apply to --checkpoint only: a run's model "
+                              f"brings its own; drop them")
+        result = explain_image(args.image, args.results, model=args.model, **common)
+    else:
+        result = explain_checkpoint(
+            args.image, args.checkpoint, model=args.model, backend=args.backend,
+            arch_params=None if args.arch_param is None else key_values(args.arch_param,
+                                                                        "--arch-param"),
+            dataset=args.dataset, n_background=args.n_background, background=args.background,
+            class_names=None if args.classes is None else
+            [name.strip() for name in args.classes.split(",")],
+            input_shape=None if args.input_shape is None else _shape(args.input_shape),
+            **common)
     print(f"{args.image}: {result.model_label}, {args.explainer}"
           + (f" ({args.masker})" if args.masker else ""))
     for rank, (name, probability) in enumerate(result.top_k(), start=1):
         print(f"  {rank}. {name:<20} {probability:.4f}")
+    if result.background:
+        print(f"background: {result.background}")
+    if result.background_warning:
+        print(f"xaibench: warning: {result.background_warning}", file=sys.stderr)
     figure = args.figure or args.image.with_name(f"{args.image.stem}.explained.png")
     heatmaps = np.moveaxis(result.attribution.values[0].sum(axis=2), -1, 0)
     image_figure(result.image, heatmaps, [f"{n} ({p:.3f})" for n, p in result.top_k()],

@@ -203,6 +203,10 @@ models.register("fmnist_cnn", "backends.zoo.architectures:FMNIST_CNN",
 models.register("cifar_convnet", "backends.zoo.architectures:CIFAR_CONVNET",
                 description="CIFAR-10 tutorial ConvNet: 6 conv-ReLU-(pool)-BatchNorm, conv 1x1, "
                             "avgpool")
+models.register("cifar_convnet_functional",
+                "backends.zoo.architectures:CIFAR_CONVNET_FUNCTIONAL",
+                description="cifar_convnet with functional F.relu, as the tutorial (torch only: "
+                            "DeepExplainer attributions do not add up)")
 models.register("mlp", "backends.zoo.architectures:MLP",
                 description="flatten, dense 128 ReLU, dense 10")
 models.register("random_forest", "backends.zoo.architectures:RANDOM_FOREST",

@@ -72,6 +72,15 @@ CIFAR_CONVNET = Architecture(
     "16w, 16w; conv 1x1 -> n_classes, avgpool 3, flatten (logits): the CIFAR-10 tutorial ConvNet",
     {"width": Param(int, 8)})
 
+#: the tutorial's own ConvNet: torch only, because only shap's torch DeepExplainer is blind to a
+#: functional ReLU (Keras layers and our JAX DeepLIFT see every activation); a separate name,
+#: not a param, so other frameworks refuse it at validation and reports label it apart
+CIFAR_CONVNET_FUNCTIONAL = Architecture(
+    "cifar_convnet_functional", ("torch",),
+    "cifar_convnet with the tutorial's functional F.relu instead of nn.ReLU modules: the same "
+    "function and weights, but shap's torch DeepExplainer attributions do not add up (#3938)",
+    {"width": Param(int, 8)})
+
 
 def cifar_convnet_widths(shape: tuple[int, int, int], width: int) -> tuple[int, ...]:
     """The six convolution widths of ``cifar_convnet`` for images of ``shape`` (H, W, C).

@@ -4,7 +4,9 @@ Conventions that keep these models explainable and their weights portable:
 
 - every activation is its own ``nn.ReLU`` instance, never reused and never ``inplace`` (shap's
   DeepExplainer stores per-module state in forward hooks and would silently give wrong values);
-- no functional nonlinearities (``F.relu``) and no in-place arithmetic in ``forward``;
+- no functional nonlinearities (``F.relu``) and no in-place arithmetic in ``forward`` -- except in
+  ``cifar_convnet_functional``, the tutorial's functional-ReLU ConvNet, kept to show what it does
+  to DeepExplainer;
 - the input is NCHW (torch's layout; the backend converts from NHWC), but before flattening the
   feature map is permuted to channels-last, so the rows of every dense layer that follows a
   flatten are in H, W, C order -- the order Keras and Flax use. Weights then transfer between
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from backends.zoo.architectures import check_fmnist_cnn_head, cifar_convnet_widths
 from xaibench.backend import ImageSpec
@@ -66,16 +69,21 @@ class CifarConvNet(nn.Module):
     second) -> BatchNorm, then conv 1x1 to the classes, average pool 3, flatten (logits).
 
     Every ReLU and pool is its own module (shap's DeepExplainer keeps state per module);
-    convolution kernels are Xavier-uniform, biases zero.
+    convolution kernels are Xavier-uniform, biases zero. With ``functional_relu`` the ReLUs are
+    ``F.relu`` calls in ``forward`` instead, as in the tutorial: the same function and the same
+    parameters (in the same order, so the same seed gives the same weights), but invisible to
+    DeepExplainer's module hooks.
     """
 
-    def __init__(self, spec: ImageSpec, width: int = 8) -> None:
+    def __init__(self, spec: ImageSpec, width: int = 8, functional_relu: bool = False) -> None:
         super().__init__()
         widths = cifar_convnet_widths(spec.shape, width)
         self.n_blocks = len(widths)
+        self.functional_relu = functional_relu
         for i, (c_in, c_out) in enumerate(zip((spec.shape[2], *widths), widths), start=1):
             self.add_module(f"conv{i}", nn.Conv2d(c_in, c_out, kernel_size=3, padding=1))
-            self.add_module(f"relu{i}", nn.ReLU())
+            if not functional_relu:
+                self.add_module(f"relu{i}", nn.ReLU())
             if i % 2 == 0:
                 self.add_module(f"pool{i // 2}", nn.MaxPool2d(2))
             self.add_module(f"bn{i}", nn.BatchNorm2d(c_out, eps=1e-5, momentum=0.1))
@@ -88,7 +96,8 @@ class CifarConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(1, self.n_blocks + 1):
-            x = getattr(self, f"relu{i}")(getattr(self, f"conv{i}")(x))
+            x = getattr(self, f"conv{i}")(x)
+            x = F.relu(x) if self.functional_relu else getattr(self, f"relu{i}")(x)
             if i % 2 == 0:
                 x = getattr(self, f"pool{i // 2}")(x)
             x = getattr(self, f"bn{i}")(x)
@@ -98,6 +107,12 @@ class CifarConvNet(nn.Module):
 def cifar_convnet(spec: ImageSpec, *, width: int = 8) -> nn.Module:
     """The CIFAR-10 tutorial ConvNet with convolution widths w, w, 4w, 4w, 16w, 16w."""
     return CifarConvNet(spec, width=width)
+
+
+def cifar_convnet_functional(spec: ImageSpec, *, width: int = 8) -> nn.Module:
+    """:func:`cifar_convnet` with functional ``F.relu`` activations, as the tutorial writes it
+    (shap's torch DeepExplainer gives attributions that do not add up: shap issue #3938)."""
+    return CifarConvNet(spec, width=width, functional_relu=True)
 
 
 def fmnist_cnn(spec: ImageSpec, *, conv1: int = 32, conv2: int = 16,
@@ -113,4 +128,5 @@ def mlp(spec: ImageSpec, *, hidden: int = 128) -> nn.Module:
 
 
 #: the architectures this module builds, by zoo name
-BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "cifar_convnet": cifar_convnet}
+BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "cifar_convnet": cifar_convnet,
+            "cifar_convnet_functional": cifar_convnet_functional}

@@ -1,6 +1,6 @@
 """experiments/cifar10.toml runs end to end on generated CIFAR-10 batch files (the real data is
-not needed): reduced to a width-1 torch model, one epoch and small budgets, with the 10-class
-deep panel."""
+not needed): reduced to the width-1 torch models (nn.ReLU and the tutorial's F.relu), one epoch and small
+budgets, with the 10-class deep panel."""
 
 from __future__ import annotations
 
@@ -45,20 +45,26 @@ def test_cifar10_experiment_on_generated_files(tmp_path, monkeypatch, cache):
     config.update(output=str(tmp_path / "results"), metrics=["additivity"])
     config["dataset"].update(params={"n_test": 20}, n_background=5)
     config["images"] = {"first": 1}
-    config["models"] = [{**config["models"][0], "params": {"width": 1},
-                         "train": {"epochs": 1, "batch_size": 32, "lr": 1e-3}}]
+    module, functional = config["models"][:2]
+    assert functional["architecture"] == "cifar_convnet_functional"
+    config["models"] = [{**model, "params": {"width": 1},
+                         "train": {"epochs": 1, "batch_size": 32, "lr": 1e-3}}
+                        for model in (module, functional)]
     deep = config["explainers"][0]
     partition = {**config["explainers"][1], "maskers": ["constant(0.5)"],
                  "params": {"max_evals": 40}}
     config["explainers"] = [deep, partition]
     results = xaibench.run(config, progress=False, cache_dir=cache)
     assert not results.summary.failures
-    cells = results.cells.set_index("explainer")
-    deep_cell = cells.loc["deep"]
+    cells = results.cells.set_index(["explainer", "architecture"])
+    deep_cell = cells.loc[("deep", "cifar_convnet")]
     attribution = results.attribution(deep_cell["cell_key"])
     assert attribution.values.shape == (1, 32, 32, 3, 10)  # the 10-class panel
     assert sorted(attribution.output_indices[0]) == list(range(10))
     assert attribution.additivity_gap().max() < 1e-3
+    # the tutorial's F.relu: the same function, but deep's attributions do not add up
+    tutorial = results.attribution(cells.loc[("deep", "cifar_convnet_functional")]["cell_key"])
+    assert np.median(tutorial.additivity_gap()) > 100 * attribution.additivity_gap().max()
     names = results.explanation(deep_cell["cell_key"]).output_names
     assert sorted(names) == sorted(["airplane", "automobile", "bird", "cat", "deer", "dog",
                                     "frog", "horse", "ship", "truck"])

@@ -323,6 +323,19 @@ def config_from_dict(data: Mapping[str, Any], *, origin: str = "experiment dict"
     return _validated(json.loads(source), source, origin, "the dict", base_dir)
 
 
+def single_model(model: dict[str, Any], explainer: dict[str, Any], *, dataset: str,
+                 info: DatasetInfo, base_dir: str | Path) -> tuple[ModelConfig, ExplainerConfig]:
+    """A ``[[models]]`` table (zoo or user model) and an ``[[explainers]]`` table validated as
+    in an experiment file, for images described by ``info`` (``dataset`` names their source in
+    messages; relative paths resolve against ``base_dir``): one image explained outside a run."""
+    where = f"the model ({model.get('backend')})"
+    checked = (_user_model(model, where, Path(base_dir).resolve(), info)
+               if "model" in model or "weights" in model else _model(model, where))
+    explained = _explainer(explainer, "the explainer", dataset, info)
+    _check_native((checked,), (explained,))
+    return checked, explained
+
+
 def _not_toml(value: Any) -> Any:
     """``json.dumps``'s fallback: refuse what a TOML file cannot hold."""
     raise TypeError(f"{value!r} is not a TOML value")

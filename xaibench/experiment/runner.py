@@ -435,9 +435,15 @@ def load_dataset(config: ExperimentConfig) -> Dataset:
 
 def select_background(config: ExperimentConfig, dataset: Dataset) -> np.ndarray:
     """``n_background`` training images (from the first n_train), chosen with the run seed."""
-    pool = dataset.x_train[:config.dataset.n_train]
-    n = min(config.dataset.n_background, len(pool))
-    chosen = np.random.default_rng(config.seed).choice(len(pool), size=n, replace=False)
+    return draw_background(dataset.x_train[:config.dataset.n_train],
+                           config.dataset.n_background, config.seed)
+
+
+def draw_background(pool: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` of the images ``pool`` (all if fewer), drawn without replacement with ``seed``, in
+    pool order."""
+    chosen = np.random.default_rng(seed).choice(len(pool), size=min(n, len(pool)),
+                                                 replace=False)
     return pool[np.sort(chosen)]
 
 

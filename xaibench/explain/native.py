@@ -12,9 +12,17 @@ from xaibench.errors import ConfigError
 
 
 def deep(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
-         background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DeepLIFT (rescale rule) against ``background`` images, as shap's DeepExplainer."""
-    return backend.native_explain("deep", x, output_indices, background=background)
+         background: np.ndarray, check_additivity: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """DeepLIFT (rescale rule) against ``background`` images, as shap's DeepExplainer.
+
+    Backends that declare ``check_additivity`` (torch, flax) raise UnsupportedModelError when
+    the attributions do not sum to f(x) - E[f(background)]; ``check_additivity=False`` keeps
+    such attributions, so that the additivity metric measures how far off they are (e.g. a
+    torch model with functional ``F.relu``). Other backends do not check.
+    """
+    checks = "check_additivity" in backend.native_methods.get("deep", ())
+    return backend.native_explain("deep", x, output_indices, background=background,
+                                  **({"check_additivity": check_additivity} if checks else {}))
 
 
 def gradient(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
