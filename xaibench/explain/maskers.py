@@ -19,6 +19,10 @@ PartitionExplainer) that works on float images in any value range: kept features
 exactly as in the input. This fixes shap's inpainting maskers, which cast the image to uint8 and
 so return an all-zero image for inputs in [0, 1] (see ``_image_maskers``).
 
+The explainers' ``patch`` parameter groups the features into square superpixels
+(:func:`check_patch`, :func:`patch_grid`, :func:`patch_labels`); the masker then fills every
+pixel-channel of a hidden superpixel.
+
 This module imports neither shap nor OpenCV; building a masker does (about 6 s the first time).
 """
 
