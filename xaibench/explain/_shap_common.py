@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -46,7 +47,8 @@ def resolve_masker(masker: Any, image_shape: tuple[int, int, int],
 
     if isinstance(masker, str):
         built = make_masker(masker, image_shape)
-    elif callable(masker) and hasattr(masker, "shape") and hasattr(masker, "clustering"):
+    elif callable(masker) and hasattr(masker, "shape") and \
+            inspect.getattr_static(masker, "clustering", None) is not None:  # not built here
         n_features = int(np.prod(image_shape))
         if not callable(masker.shape) and int(masker.shape[1]) != n_features:
             raise ConfigError(f"the masker has {masker.shape[1]} features but images of shape "

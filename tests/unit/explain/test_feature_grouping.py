@@ -15,7 +15,7 @@ import pytest
 from tests.unit.explain._backends import TinyTorchBackend, smooth_images
 from xaibench.backend import ImageSpec
 from xaibench.errors import ConfigError
-from xaibench.explain.maskers import constant, patch_grid, patch_labels
+from xaibench.explain.maskers import constant, make_masker, patch_grid, patch_labels
 from xaibench.explain.partition import partition
 from xaibench.explain.permutation import min_max_evals, permutation
 from xaibench.testing import LinearBackend
@@ -87,6 +87,18 @@ def test_grouped_attributions_are_additive_and_uniform_within_a_superpixel(torch
     if method == "permutation":  # one antithetic permutation of the 3x3 superpixels
         assert attribution.model_evals == 2 * min_max_evals(torch_backend.spec.shape, 3)
         assert min_max_evals(torch_backend.spec.shape, 3) == 2 * 9 + 1
+
+
+@pytest.mark.parametrize("method", list(EXPLAINERS))
+def test_a_grouped_masker_never_builds_the_pixel_tree(torch_backend, method):
+    # shap's tree over H*W*C leaves takes seconds at 224x224x3; superpixels use their own
+    explain, params = EXPLAINERS[method]
+    masker = make_masker("blur(3,3)", torch_backend.spec.shape)
+    x = smooth_images(1, torch_backend.spec.shape, seed=15)
+    explain(torch_backend, x, np.zeros((1, 1), np.int64), masker=masker, patch=2, **params)
+    assert masker._clustering is None
+    explain(torch_backend, x, np.zeros((1, 1), np.int64), masker=masker, **params)
+    assert masker.clustering.shape == (8 * 8 - 1, 4)
 
 
 @pytest.fixture(scope="module")
