@@ -63,10 +63,10 @@ def resolve_masker(masker: Any, image_shape: tuple[int, int, int],
     return group_pixels(built, patch)
 
 
-def check_patch(backend: Backend, patch: Any) -> int | None:
+def check_grouping(backend: Backend, patch: Any) -> int | None:
     """``patch`` (None: no grouping) checked for the backend's images: an int in 1..min(H, W),
     and refused for tabular rows, whose features have no neighbours to group with."""
-    from xaibench.explain.maskers import check_patch as check_patch_size
+    from xaibench.explain.maskers import check_patch
 
     if patch is None:
         return None
@@ -74,7 +74,7 @@ def check_patch(backend: Backend, patch: Any) -> int | None:
         raise ConfigError(f"patch = {patch!r} groups neighbouring pixels into superpixels, but "
                           f"this model takes tabular rows of {backend.spec.shape[1]} features; "
                           f"remove patch")
-    return check_patch_size(patch, backend.spec.shape)
+    return check_patch(patch, backend.spec.shape)
 
 
 def image_values(masker: Any, values: Any, image_shape: tuple[int, int, int]) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from xaibench.backend import Backend
-from xaibench.explain._shap_common import (check_output_indices, check_patch,
+from xaibench.explain._shap_common import (check_grouping, check_output_indices,
                                            check_positive_int, check_seed, empty_result,
                                            image_values, model_function, numpy_global_seed,
                                            resolve_masker)
@@ -64,7 +64,7 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     max_evals = check_positive_int("max_evals", max_evals, minimum=2)
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed(seed)
-    patch = check_patch(backend, patch)
+    patch = check_grouping(backend, patch)
     shape = tuple(x.shape[1:])
     shap_masker = resolve_masker(masker, shape, patch)
     if len(x) == 0 or idx.shape[1] == 0:

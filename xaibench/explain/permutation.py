@@ -8,7 +8,7 @@ import numpy as np
 
 from xaibench.backend import Backend
 from xaibench.errors import ConfigError
-from xaibench.explain._shap_common import (check_output_indices, check_patch,
+from xaibench.explain._shap_common import (check_grouping, check_output_indices,
                                            check_positive_int, check_seed, empty_result,
                                            image_values, model_function, numpy_global_seed,
                                            resolve_masker)
@@ -73,7 +73,7 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
 
     idx = check_output_indices(x, output_indices)
     shape = tuple(x.shape[1:])
-    patch = check_patch(backend, patch)
+    patch = check_grouping(backend, patch)
     n_features = count_features(shape, patch)
     minimum = min_max_evals(shape, patch)
     if max_evals is None:
