@@ -11,8 +11,10 @@ c. partition / permutation wall time vs the model-evaluation bound (``predict`` 
    (goal <= 1.15 with blur);
 d. deep / gradient seconds per image vs the forward+backward passes they need;
 e. peak memory (max RSS of a fresh subprocess) of permutation and partition at 64x64x3 and
-   224x224x3 (goal < 2 GB at 224x224x3);
-f. seconds per image of every explainer at 28x28x1, 32x32x3 and 224x224x3;
+   224x224x3, over pixel-channels and over 8x8 superpixels (``patch = 8``) (goal < 2 GB at
+   224x224x3);
+f. seconds per image of every explainer at 28x28x1, 32x32x3 and 224x224x3, and of partition
+   and permutation over 8x8 superpixels;
 g. the batched deletion curve vs a per-step ``predict`` loop (goal >= 5x).
 
     python -m benchmarks [--quick] [--frameworks torch,keras,flax] [--threads 1]
@@ -22,6 +24,7 @@ g. the batched deletion curve vs a per-step ``predict`` loop (goal >= 5x).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import json
 import os
@@ -41,7 +44,7 @@ from benchmarks._timing import SPEC, RecordingBackend, image_spec, interleaved_m
 from benchmarks.deletion_curve import loop_deletion_curves
 from xaibench.backend import Backend
 from xaibench.errors import ConfigError
-from xaibench.explain.maskers import make_masker
+from xaibench.explain.maskers import make_masker, n_features
 from xaibench.explain.partition import partition
 from xaibench.explain.permutation import permutation
 from xaibench.metrics import perturbation_curves
@@ -57,6 +60,10 @@ MASKERS = ("blur(8,8)", "inpaint_telea")
 SHAPES = ((28, 28, 1), (32, 32, 3), (224, 224, 3))
 MEMORY_SHAPES = ((64, 64, 3), (224, 224, 3))
 MEMORY_LIMIT_MB = 2048
+#: every row of the suite (``--sections``)
+ALL_SECTIONS = "abcdefg"
+#: the superpixel side of the grouped rows of e and f (a 224x224 image: 784 features)
+GROUPING_PATCH = 8
 DEFAULT_THREADS = "the frameworks' default number of"
 
 
@@ -178,10 +185,11 @@ class MaskerClock:
 
 
 EXPLAINERS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
-    "partition": lambda b, x, idx, m: partition(b, x, idx, masker=m, max_evals=PARTITION_EVALS,
-                                                batch_size=EXPLAINER_BATCH, seed=0),
-    "permutation": lambda b, x, idx, m: permutation(b, x, idx, masker=m,
-                                                    batch_size=EXPLAINER_BATCH, seed=0)}
+    "partition": lambda b, x, idx, m, patch=None: partition(
+        b, x, idx, masker=m, max_evals=PARTITION_EVALS, batch_size=EXPLAINER_BATCH, seed=0,
+        patch=patch),
+    "permutation": lambda b, x, idx, m, patch=None: permutation(
+        b, x, idx, masker=m, batch_size=EXPLAINER_BATCH, seed=0, patch=patch)}
 
 
 def bound_row(h: Harness, explainer: str, masker_spec: str, settings: Settings) -> Row:
@@ -246,8 +254,12 @@ def native_row(h: Harness, method: str, settings: Settings) -> Row:
 
 
 # --- e: peak memory -----------------------------------------------------------------------------
-def memory_probe(explainer: str, side: int, channels: int) -> dict[str, Any]:
-    """In this (fresh) process: explain one image and report the peak resident memory."""
+def memory_probe(explainer: str, side: int, channels: int, patch: int | None
+                 ) -> dict[str, Any]:
+    """In this (fresh) process: explain one image (over ``patch`` x ``patch`` superpixels
+    unless None) and report the peak resident memory, after the framework and model are
+    loaded, after ``predict`` on one explainer batch (the model's own share), and at the end.
+    The seconds include shap's first (numba) compilation: row f times warm explainers."""
     from benchmarks._frameworks import torch_harness
 
     shape = (side, side, channels)
@@ -255,12 +267,14 @@ def memory_probe(explainer: str, side: int, channels: int) -> dict[str, Any]:
     x = images(shape, 1)
     idx = top1(h.backend, x)
     before = peak_rss_mb()
+    h.backend.predict(np.repeat(x, EXPLAINER_BATCH, axis=0))
+    predict = peak_rss_mb()
     start = time.perf_counter()
     try:
-        EXPLAINERS[explainer](h.backend, x, idx, "blur(8,8)")
+        EXPLAINERS[explainer](h.backend, x, idx, "blur(8,8)", patch=patch)
     except ConfigError as exc:
         return {"refused": str(exc)}
-    return {"peak_mb": peak_rss_mb(), "before_mb": before,
+    return {"peak_mb": peak_rss_mb(), "before_mb": before, "predict_mb": predict,
             "seconds": time.perf_counter() - start}
 
 
@@ -276,27 +290,38 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def memory_row(explainer: str, shape: tuple[int, int, int]) -> Row:
+def memory_row(explainer: str, shape: tuple[int, int, int], patch: int | None = None) -> Row:
     """Row e: runs :func:`memory_probe` in a subprocess (its max RSS is this explanation's)."""
     side, _, channels = shape
     out = subprocess.run([sys.executable, "-m", "benchmarks", "--memory-probe", explainer,
-                          str(side), str(channels)], capture_output=True, text=True, cwd=ROOT,
-                         check=True)
+                          str(side), str(channels), str(patch or 0)], capture_output=True,
+                         text=True, cwd=ROOT, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    what = f"torch: {explainer} + blur(8,8), one {'x'.join(map(str, shape))} image, peak RSS"
+    what = f"torch: {explainer}{grouping(shape, patch)} + blur(8,8), one " \
+           f"{'x'.join(map(str, shape))} image, peak RSS"
     goal = f"< {MEMORY_LIMIT_MB / 1024:g} GB" if shape == (224, 224, 3) else ""
-    if "refused" in result:
+    if "refused" in result:  # over pixel-channels the grouped row carries the goal
+        if patch is None:
+            return Row("e", what, f"refused: {result['refused']}")
         return Row("e", what, f"refused: {result['refused']}", goal, False if goal else None)
     peak = result["peak_mb"]
-    return Row("e", f"{what} (framework and model alone: {result['before_mb']:.0f} MB; "
+    return Row("e", f"{what} (framework and model alone: {result['before_mb']:.0f} MB; after "
+                    f"predict on one batch of {EXPLAINER_BATCH}: {result['predict_mb']:.0f} MB; "
                     f"{result['seconds']:.1f} s)", f"{peak:.0f} MB", goal,
                (peak < MEMORY_LIMIT_MB) if goal else None)
+
+
+def grouping(shape: tuple[int, int, int], patch: int | None) -> str:
+    """", patch = 8 (784 features)" for a grouped row, "" for one over pixel-channels."""
+    if patch is None:
+        return ""
+    return f", patch = {patch} ({n_features(shape, patch)} features)"
 
 
 # --- f: seconds per image by size ---------------------------------------------------------------
 def size_rows(settings: Settings) -> list[Row]:
     """Row f: seconds per image of every explainer (torch fmnist_cnn) at each of SHAPES, and
-    the growth relative to 28x28x1."""
+    of partition and permutation over GROUPING_PATCH superpixels."""
     from benchmarks._frameworks import torch_harness
 
     per_image: dict[str, list[str]] = {}
@@ -309,6 +334,9 @@ def size_rows(settings: Settings) -> list[Row]:
         runs: dict[str, Callable[[], object]] = {
             "partition": lambda: EXPLAINERS["partition"](h.backend, x, idx, "blur(8,8)"),
             "permutation": lambda: EXPLAINERS["permutation"](h.backend, x, idx, "blur(8,8)"),
+            **{f"{name}, patch = {GROUPING_PATCH}": functools.partial(
+                EXPLAINERS[name], h.backend, x, idx, "blur(8,8)", patch=GROUPING_PATCH)
+               for name in EXPLAINERS},
             "deep": lambda: h.backend.native_explain("deep", x, idx, background=background),
             "gradient": lambda: h.backend.native_explain(
                 "gradient", x, idx, background=background, nsamples=settings.gradient_samples)}
@@ -403,7 +431,8 @@ def run_suite(frameworks: list[str], settings: Settings, quick: bool, sections: 
         for h in harnesses:
             add([native_row(h, method, settings) for method in ("deep", "gradient")])
     if "e" in sections:
-        add([memory_row(e, s) for e in EXPLAINERS for s in MEMORY_SHAPES])
+        add([memory_row(e, s, patch) for e in EXPLAINERS for patch in (None, GROUPING_PATCH)
+             for s in MEMORY_SHAPES])
     if "f" in sections:
         add(size_rows(settings))
     if "g" in sections:
@@ -411,7 +440,8 @@ def run_suite(frameworks: list[str], settings: Settings, quick: bool, sections: 
     load_after = os.getloadavg()
     command = "python -m benchmarks" + (" --quick" if quick else "") + \
         ("" if frameworks == list(HARNESSES) else f" --frameworks {','.join(frameworks)}") + \
-        ("" if threads == 1 else f" --threads {threads}")
+        ("" if threads == 1 else f" --threads {threads}") + \
+        ("" if sections == ALL_SECTIONS else f" --sections {sections}")
     header = [
         f"Reproduce: `{command}` (or `make bench`); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{time.perf_counter() - started:.0f} s.",
@@ -447,19 +477,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few minutes on 2 cores")
     parser.add_argument("--frameworks", default=",".join(HARNESSES),
                         help="comma-separated subset of torch,keras,flax (torch is required)")
-    parser.add_argument("--sections", default="abcdefg", help="rows to run, e.g. 'ac'")
+    parser.add_argument("--sections", default=ALL_SECTIONS, help="rows to run, e.g. 'ac'")
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op threads of every framework (0: the frameworks' default); "
                              "1 keeps timings steady on a shared machine")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--memory-probe", nargs=3, metavar=("EXPLAINER", "SIDE", "CHANNELS"),
+    parser.add_argument("--memory-probe", nargs=4,
+                        metavar=("EXPLAINER", "SIDE", "CHANNELS", "PATCH"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         limit_threads(args.threads)
     if args.memory_probe:
-        explainer, side, channels = args.memory_probe
-        print(json.dumps(memory_probe(explainer, int(side), int(channels))))
+        explainer, side, channels, patch = args.memory_probe
+        print(json.dumps(memory_probe(explainer, int(side), int(channels), int(patch) or None)))
         return
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = sorted(set(frameworks) - set(HARNESSES))

@@ -1,10 +1,13 @@
 """Where a model-agnostic explainer spends its time: cProfile's share per package.
 
-Explains two 28x28x1 images with the torch fmnist_cnn three times and prints the share of the
-profiled time in shap, scipy (shap's sparse mask matrices), numpy, torch and xaibench, and the
-top functions by own time.
+Explains two 28x28x1 images with the torch fmnist_cnn three times (``--shape``, ``--images``,
+``--repeats`` change that; ``--patch`` groups pixels into superpixels) and prints the share of
+the profiled time in shap, scipy (shap's sparse mask matrices), numpy, torch and xaibench, and
+the top functions by own time. A warm-up on one 28x28x1 image compiles shap's numba code first.
 
     OMP_NUM_THREADS=1 python -m benchmarks.profile_explainers partition "blur(8,8)"
+    OMP_NUM_THREADS=1 python -m benchmarks.profile_explainers permutation "blur(8,8)" \
+        --shape 224,224,3 --patch 8 --images 1 --repeats 1
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pstats
 
 from benchmarks.__main__ import EXPLAINERS, images, top1
 from benchmarks._frameworks import torch_harness
-from benchmarks._timing import SPEC
+from benchmarks._timing import SPEC, image_spec
 from xaibench.explain.maskers import make_masker
 
 PACKAGES = ("shap", "scipy", "torch", "xaibench", "numpy")
@@ -32,16 +35,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("explainer", choices=sorted(EXPLAINERS))
     parser.add_argument("masker", help="a masker spec, e.g. 'blur(8,8)'")
+    parser.add_argument("--shape", default="28,28,1", help="H,W,C of the (noise) images")
+    parser.add_argument("--patch", type=int, help="superpixel side (default: pixel-channels)")
+    parser.add_argument("--images", type=int, default=2, help="images per explanation")
+    parser.add_argument("--repeats", type=int, default=3, help="profiled explanations")
     args = parser.parse_args()
-    h = torch_harness(SPEC)
-    x = images(SPEC.shape, 2)
+    shape = tuple(int(s) for s in args.shape.split(","))
+    explain = EXPLAINERS[args.explainer]
+    warm = torch_harness(SPEC)
+    warm_x = images(SPEC.shape, 1)
+    explain(warm.backend, warm_x, top1(warm.backend, warm_x), args.masker)  # numba, imports
+    h = torch_harness(image_spec(shape))
+    x = images(shape, args.images)
     idx = top1(h.backend, x)
-    masker = make_masker(args.masker, SPEC.shape)
-    EXPLAINERS[args.explainer](h.backend, x, idx, masker)  # warm-up (numba, caches)
+    masker = make_masker(args.masker, shape)
     profile = cProfile.Profile()
     profile.enable()
-    for _ in range(3):
-        EXPLAINERS[args.explainer](h.backend, x, idx, masker)
+    for _ in range(args.repeats):
+        explain(h.backend, x, idx, masker, patch=args.patch)
     profile.disable()
     stats = pstats.Stats(profile)
     own: dict[str, float] = {}

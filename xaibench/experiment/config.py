@@ -679,6 +679,8 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
             source = "'maskers'" if key == "masker" else "[dataset] n_background"
             raise ConfigError(f"{where}: '{key}' is set by the runner from {source}, "
                               f"not in params")
+    if "patch" in params:
+        _check_patch(name, params["patch"], where, info)
     supplied = [key for key in RUNNER_SUPPLIED if key in entry.consumes]
     explain = registry.explainers.get(name)
     _bind(inspect.signature(explain), 3, params, f"{where} params", supplied)
@@ -745,13 +747,30 @@ def _sweep(table: dict[str, Any], key: str, where: str, params: dict[str, Any],
     return tuple(values)
 
 
+def _check_patch(name: str, patch: Any, where: str, info: DatasetInfo) -> None:
+    """ConfigError unless explainer ``name`` masks features (only those group them into
+    superpixels) and ``patch`` fits the dataset's images."""
+    from xaibench.explain.maskers import check_patch
+
+    if "masker" not in registry.explainers.entry(name).consumes:
+        raise ConfigError(f"{where}: explainer '{name}' does not mask features, so it takes no "
+                          f"patch; superpixel grouping applies to: "
+                          f"{', '.join(_masker_explainers())}")
+    try:
+        check_patch(patch, info.shape)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} params: {exc}") from None
+
+
 def _check_minimums(name: str, params: dict[str, Any], where: str, dataset: str,
                     info: DatasetInfo) -> None:
     """ConfigError for a param below the minimum that explainer ``name``'s registry entry
-    declares (per-feature minimums for the dataset's images)."""
-    from xaibench.explain.maskers import n_features
+    declares (per-feature minimums for the dataset's images, or for their superpixels when
+    params set ``patch``)."""
+    from xaibench.explain.maskers import n_features, patch_grid
 
-    features = n_features(info.shape)
+    patch = params.get("patch")
+    features = n_features(info.shape, patch)
     for key, minimum in registry.explainers.entry(name).minimums.items():
         value = params.get(key)
         least = minimum.of(features)
@@ -760,8 +779,11 @@ def _check_minimums(name: str, params: dict[str, Any], where: str, dataset: str,
         detail = ""
         if minimum.per_feature:
             h, w, c = info.shape
-            detail = (f" = {least} for M = {features} features (H*W*C of the {h}x{w}x{c} images "
-                      f"of dataset '{dataset}')")
+            counted = ("H*W*C of" if patch is None else
+                       f"{'x'.join(map(str, patch_grid(info.shape, patch)))} superpixels of "
+                       f"patch = {patch} on")
+            detail = (f" = {least} for M = {features} features ({counted} the {h}x{w}x{c} "
+                      f"images of dataset '{dataset}')")
         raise ConfigError(f"{where}: {key} = {value} is below {name}'s minimum {minimum}{detail}; "
                           f"set {key} >= {least}")
 

@@ -6,7 +6,8 @@ normally run through ``backend.explain(name, x, targets, **params)`` (see
 
 - ``partition``: :func:`xaibench.explain.partition.partition` — shap PartitionExplainer
 - ``permutation``: :func:`xaibench.explain.permutation.permutation` — shap
-  PermutationExplainer; needs ``max_evals >= 2·H·W·C + 1``
+  PermutationExplainer; needs ``max_evals >= 2·M + 1`` (M = H·W·C, or the number of
+  superpixels with ``patch``)
 - ``random``: :func:`xaibench.explain.baselines.random` — noise floor for metrics, not additive
 - ``deep``, ``gradient``: :mod:`xaibench.explain.native` — computed by the framework backends
 - ``cam``, ``gradcam``, ``gradcam_pp``: :mod:`xaibench.explain.native` — class activation maps
@@ -16,6 +17,11 @@ normally run through ``backend.explain(name, x, targets, **params)`` (see
 Maskers (``masker="blur(8,8)"``, ``"inpaint_telea"``, ``"inpaint_ns"``) are built from spec
 strings by :func:`make_masker` / parsed by :func:`parse_masker_spec`
 (:mod:`xaibench.explain.maskers`); both are re-exported here lazily.
+
+Both model-agnostic explainers take ``patch``: features are then square ``patch`` x ``patch``
+superpixels (all channels of a pixel together) instead of pixel-channels, and each
+superpixel's value is divided evenly over its pixel-channels
+(:class:`xaibench.explain._image_maskers.GroupedMasker`).
 
 Importing this package imports neither shap nor OpenCV nor any framework: the explainers and
 maskers import shap when they run.

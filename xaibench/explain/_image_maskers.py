@@ -50,9 +50,10 @@ class FloatImageMasker(shap.maskers.Image):
     threaded_fill = False
 
     def __init__(self, mask_value: str, shape: tuple[int, int, int]) -> None:
-        # shap's constructor builds the partition tree (``clustering``) and sets shape,
-        # image_data, fixed_background=False (the background depends on the image) and
-        # immutable_outputs=True (every call returns a fresh array).
+        # shap's constructor sets shape, image_data, fixed_background=False (the background
+        # depends on the image) and immutable_outputs=True (every call returns a fresh array);
+        # the partition tree (``clustering``) is built when first read.
+        self._clustering: np.ndarray | None = None
         super().__init__(mask_value, tuple(int(s) for s in shape))
         self._cache_key: bytes | None = None
         self._cache_value: Any = None
@@ -91,6 +92,22 @@ class FloatImageMasker(shap.maskers.Image):
     def save(self, out_file: Any) -> None:  # pragma: no cover - not used by xaibench
         raise NotImplementedError(f"{type(self).__name__} cannot be serialised with shap's "
                                   "save(); rebuild it from its spec string")
+
+    def build_partition_tree(self) -> None:
+        """Deferred to the first read of :attr:`clustering`: a masker grouped into superpixels
+        (:class:`GroupedMasker`) never needs its pixel tree, which takes seconds to build for
+        a 224x224x3 image (150,527 nodes)."""
+
+    @property
+    def clustering(self) -> np.ndarray:
+        """shap's axis-aligned partition tree over the H·W·C features."""
+        if self._clustering is None:
+            shap.maskers.Image.build_partition_tree(self)
+        return self._clustering
+
+    @clustering.setter
+    def clustering(self, value: np.ndarray) -> None:
+        self._clustering = value
 
     def _fill_rows(self, keep_rows: np.ndarray, pool: ThreadPoolExecutor | None,
                    threads: int = 1) -> np.ndarray:
@@ -308,14 +325,99 @@ def impute_linear(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.asarray(solved).reshape(len(rows), channels)
 
 
+class GroupedMasker(shap.maskers.Masker):
+    """A masker whose features are groups of pixels (superpixels), each with all its channels.
+
+    ``labels`` (H, W) numbers the group of every pixel 0..G-1, row-major over a ``grid``
+    (rows, columns) of groups (:func:`~xaibench.explain.maskers.patch_labels`); shap switches
+    G features on and off (``shape == (1, G)``, masks of G booleans, and ``clustering`` is
+    shap's axis-aligned partition tree over the grid), and hiding a group hides every
+    pixel-channel of it through ``inner``, any image masker over the H·W·C pixel-channels.
+    With groups of one pixel of a one-channel image it is ``inner`` itself, feature for
+    feature and tree for tree.
+
+    Inside :func:`batched_fill` the group masks are deferred as they are and the model
+    function expands a whole batch of them to pixel masks at once (:meth:`pixel_masks`).
+    """
+
+    def __init__(self, inner: Any, labels: np.ndarray, grid: tuple[int, int]) -> None:
+        self.inner = inner
+        self.input_shape = tuple(int(s) for s in inner.input_shape)
+        labels = np.asarray(labels, dtype=np.intp)
+        if labels.shape != self.input_shape[:2]:
+            raise XaibenchError(f"group labels of shape {labels.shape} do not fit images of "
+                                f"shape {self.input_shape}; give one label per pixel (H, W)")
+        self.n_groups = int(grid[0]) * int(grid[1])
+        #: the group of every pixel-channel, in the flat (H, W, C) order of the image
+        self.pixel_group = np.repeat(labels.reshape(-1), self.input_shape[2])
+        self.group_size = np.bincount(self.pixel_group, minlength=self.n_groups)
+        self.shape = (1, self.n_groups)
+        self.clustering = shap.maskers.Image(np.zeros((*grid, 1), np.float32)).clustering
+        self.image_data = True
+        self.fixed_background = getattr(inner, "fixed_background", False)
+        self.immutable_outputs = True
+
+    def __call__(self, mask: Any, x: Any) -> tuple[np.ndarray]:
+        if mask is None:
+            keep = np.zeros(self.n_groups, dtype=bool)
+        else:
+            keep = np.broadcast_to(np.asarray(mask, dtype=bool).reshape(-1), (self.n_groups,))
+        if getattr(self.inner, "_deferring", False):
+            image = np.asarray(x).reshape(-1)
+            if image.size != self.pixel_group.size:
+                raise ValueError(f"the image to mask has {image.size} values, but the masker "
+                                 f"was built for shape {self.input_shape}")
+            self.inner._deferred = image
+            return (keep.reshape(1, -1).copy(),)
+        return self.inner(keep[self.pixel_group], x)
+
+    def mask_shapes(self, *args: Any) -> list[tuple[int]]:
+        """shap reshapes the values of one image to this: one per group."""
+        return [(self.n_groups,)]
+
+    def pixel_masks(self, group_masks: np.ndarray) -> np.ndarray:
+        """(B, G) keep masks of groups -> (B, H, W, C) keep masks of pixel-channels."""
+        rows = np.asarray(group_masks, dtype=bool).reshape(len(group_masks), self.n_groups)
+        return rows[:, self.pixel_group].reshape(len(rows), *self.input_shape)
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """Values (G, ...) of the groups -> (H, W, C, ...): each group's value divided evenly
+        over its pixel-channels, so that the sum over the image equals the sum over the
+        groups (additivity) and every pixel carries its group's attribution density."""
+        values = np.asarray(values).reshape(self.n_groups, -1)
+        per_pixel = values[self.pixel_group] / self.group_size[self.pixel_group, None]
+        return per_pixel.reshape(*self.input_shape, -1)
+
+    def save(self, out_file: Any) -> None:  # pragma: no cover - not used by xaibench
+        raise NotImplementedError("GroupedMasker cannot be serialised with shap's save(); "
+                                  "rebuild it with the explainer's patch parameter")
+
+    def __repr__(self) -> str:
+        return f"GroupedMasker({self.inner!r}, groups={self.n_groups})"
+
+
+def group_pixels(masker: Any, patch: int) -> GroupedMasker:
+    """``masker`` (an image masker over H·W·C pixel-channels) over square ``patch`` x ``patch``
+    superpixels instead (see :func:`~xaibench.explain.maskers.patch_grid` for the edge)."""
+    from xaibench.explain.maskers import patch_grid, patch_labels
+
+    shape = tuple(int(s) for s in masker.input_shape)
+    return GroupedMasker(masker, patch_labels(shape, patch), patch_grid(shape, patch))
+
+
 @contextlib.contextmanager
 def batched_fill(masker: Any) -> Iterator[Callable[[np.ndarray], np.ndarray] | None]:
     """Defer ``masker``'s filling to the model function while the block runs.
 
     Yields the function that turns a batch of the masker's deferred outputs (keep masks) into
     masked images — the model function applies it before predicting — or None for maskers
-    that are not a :class:`FloatImageMasker` (they fill immediately, as always).
+    that are not a :class:`FloatImageMasker` (they fill immediately, as always). A
+    :class:`GroupedMasker` defers its group masks when its inner masker defers.
     """
+    if isinstance(masker, GroupedMasker):
+        with batched_fill(masker.inner) as fill:
+            yield None if fill is None else (lambda rows: fill(masker.pixel_masks(rows)))
+        return
     if not isinstance(masker, FloatImageMasker):
         yield None
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -36,21 +37,54 @@ def check_output_indices(x: np.ndarray, output_indices: np.ndarray) -> np.ndarra
     return idx
 
 
-def resolve_masker(masker: Any, image_shape: tuple[int, int, int]) -> Any:
+def resolve_masker(masker: Any, image_shape: tuple[int, int, int],
+                   patch: int | None = None) -> Any:
     """A masker spec string built with :func:`~xaibench.explain.maskers.make_masker`;
-    an already built shap masker object is used as it is (programmatic use, tests)."""
+    an already built shap masker object is used as it is (programmatic use, tests). With
+    ``patch`` it is wrapped to switch square ``patch`` x ``patch`` superpixels instead of
+    pixel-channels (:class:`~xaibench.explain._image_maskers.GroupedMasker`)."""
     from xaibench.explain.maskers import make_masker
 
     if isinstance(masker, str):
-        return make_masker(masker, image_shape)
-    if callable(masker) and hasattr(masker, "shape") and hasattr(masker, "clustering"):
+        built = make_masker(masker, image_shape)
+    elif callable(masker) and hasattr(masker, "shape") and \
+            inspect.getattr_static(masker, "clustering", None) is not None:  # not built here
         n_features = int(np.prod(image_shape))
         if not callable(masker.shape) and int(masker.shape[1]) != n_features:
             raise ConfigError(f"the masker has {masker.shape[1]} features but images of shape "
                               f"{tuple(image_shape)} have {n_features}")
-        return masker
-    raise ConfigError(f"masker must be a spec string such as 'blur(8,8)' or a shap image masker, "
-                      f"got {masker!r}")
+        built = masker
+    else:
+        raise ConfigError(f"masker must be a spec string such as 'blur(8,8)' or a shap image "
+                          f"masker, got {masker!r}")
+    if patch is None:
+        return built
+    from xaibench.explain._image_maskers import group_pixels
+    return group_pixels(built, patch)
+
+
+def check_grouping(backend: Backend, patch: Any) -> int | None:
+    """``patch`` (None: no grouping) checked for the backend's images: an int in 1..min(H, W),
+    and refused for tabular rows, whose features have no neighbours to group with."""
+    from xaibench.explain.maskers import check_patch
+
+    if patch is None:
+        return None
+    if backend.spec.is_tabular:
+        raise ConfigError(f"patch = {patch!r} groups neighbouring pixels into superpixels, but "
+                          f"this model takes tabular rows of {backend.spec.shape[1]} features; "
+                          f"remove patch")
+    return check_patch(patch, backend.spec.shape)
+
+
+def image_values(masker: Any, values: Any, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """shap's values for one image, (features, K) -> (H, W, C, K): as they are for a masker
+    over pixel-channels, spread evenly over each group's pixels for a grouped one."""
+    from xaibench.explain._image_maskers import GroupedMasker
+
+    if isinstance(masker, GroupedMasker):
+        return masker.spread(values)
+    return np.asarray(values).reshape(*image_shape, -1)
 
 
 def model_function(backend: Backend, fill: Callable[[np.ndarray], np.ndarray] | None = None

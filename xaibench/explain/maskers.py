@@ -19,6 +19,10 @@ PartitionExplainer) that works on float images in any value range: kept features
 exactly as in the input. This fixes shap's inpainting maskers, which cast the image to uint8 and
 so return an all-zero image for inputs in [0, 1] (see ``_image_maskers``).
 
+The explainers' ``patch`` parameter groups the features into square superpixels
+(:func:`check_patch`, :func:`patch_grid`, :func:`patch_labels`); the masker then fills every
+pixel-channel of a hidden superpixel.
+
 This module imports neither shap nor OpenCV; building a masker does (about 6 s the first time).
 """
 
@@ -28,6 +32,8 @@ import inspect
 import math
 import re
 from typing import Any, Callable
+
+import numpy as np
 
 from xaibench.errors import ConfigError
 
@@ -228,7 +234,40 @@ def make_masker(spec: str, image_shape: tuple[int, int, int]) -> Any:
     return factory(check_image_shape(image_shape), *args, **kwargs)
 
 
-def n_features(image_shape: tuple[int, int, int]) -> int:
-    """Number of features M the image maskers expose: one per pixel and channel, H·W·C."""
+def n_features(image_shape: tuple[int, int, int], patch: int | None = None) -> int:
+    """Number of features M the explainers switch on and off: one per pixel and channel,
+    H·W·C, or with ``patch`` one per square superpixel (all its channels), ⌈H/p⌉·⌈W/p⌉."""
     h, w, c = check_image_shape(image_shape)
-    return h * w * c
+    if patch is None:
+        return h * w * c
+    rows, cols = patch_grid((h, w, c), patch)
+    return rows * cols
+
+
+# --- feature grouping -------------------------------------------------------------------------
+def check_patch(patch: Any, image_shape: tuple[int, int, int]) -> int:
+    """``patch`` (the side of the square superpixels) as an int in 1..min(H, W), or
+    ConfigError."""
+    h, w, _ = check_image_shape(image_shape)
+    if isinstance(patch, bool) or not isinstance(patch, int) or not 1 <= patch <= min(h, w):
+        raise ConfigError(f"patch must be an integer in 1..{min(h, w)} (the side of the square "
+                          f"superpixels of the {h}x{w} images), got {patch!r}; e.g. patch = "
+                          f"{max(1, min(8, min(h, w) // 2))}")
+    return patch
+
+
+def patch_grid(image_shape: tuple[int, int, int], patch: int) -> tuple[int, int]:
+    """(rows, columns) of ``patch`` x ``patch`` superpixels covering an (H, W, C) image; where
+    ``patch`` does not divide H (W), the last row (column) of superpixels is cut by the edge."""
+    h, w, _ = check_image_shape(image_shape)
+    patch = check_patch(patch, (h, w, 1))
+    return -(-h // patch), -(-w // patch)
+
+
+def patch_labels(image_shape: tuple[int, int, int], patch: int) -> np.ndarray:
+    """(H, W) int array: the superpixel of each pixel, numbered row-major over
+    :func:`patch_grid` (so a superpixel's number is its flat index in that grid)."""
+    h, w, _ = check_image_shape(image_shape)
+    _, cols = patch_grid(image_shape, patch)
+    rows_of, cols_of = np.arange(h) // patch, np.arange(w) // patch
+    return rows_of[:, None] * cols + cols_of[None, :]

@@ -7,14 +7,16 @@ from typing import Any
 import numpy as np
 
 from xaibench.backend import Backend
-from xaibench.explain._shap_common import (check_output_indices, check_positive_int,
-                                           check_seed, empty_result, model_function,
-                                           numpy_global_seed, resolve_masker)
+from xaibench.explain._shap_common import (check_grouping, check_output_indices,
+                                           check_positive_int, check_seed, empty_result,
+                                           image_values, model_function, numpy_global_seed,
+                                           resolve_masker)
 
 
 def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
               masker: Any = "blur(8,8)", max_evals: int = 500, batch_size: int = 50,
-              seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+              seed: int | None = 0, patch: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Explain ``output_indices`` of ``x`` with ``shap.PartitionExplainer``.
 
     Parameters
@@ -34,6 +36,13 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     seed
         Seeds the tie-breaking noise shap adds to its priority queue (numpy's global RNG,
         restored afterwards), per image, so results do not depend on the batch an image is in.
+    patch
+        Group the pixels into square ``patch`` x ``patch`` superpixels (all channels of a
+        pixel together; the last row and column are cut by the image's edge where ``patch``
+        does not divide H or W): shap's tree then has ⌈H/p⌉·⌈W/p⌉ leaves (784 for a 224×224
+        image at ``patch = 8``), not H·W·C, and each superpixel's value is divided evenly over
+        its pixel-channels. None (the default): one feature per pixel-channel. Not for
+        tabular rows.
 
     Returns
     -------
@@ -55,8 +64,9 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     max_evals = check_positive_int("max_evals", max_evals, minimum=2)
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed(seed)
+    patch = check_grouping(backend, patch)
     shape = tuple(x.shape[1:])
-    shap_masker = resolve_masker(masker, shape)
+    shap_masker = resolve_masker(masker, shape, patch)
     if len(x) == 0 or idx.shape[1] == 0:
         return empty_result(x, idx.shape[1])
 
@@ -68,6 +78,6 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
             with numpy_global_seed(seed):
                 explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
                                         outputs=idx[n], silent=True)
-            values[n] = np.asarray(explanation.values).reshape(values.shape[1:])
+            values[n] = image_values(shap_masker, explanation.values[0], shape)
             base_values[n] = np.asarray(explanation.base_values).reshape(-1)
     return values, base_values

@@ -8,26 +8,32 @@ import numpy as np
 
 from xaibench.backend import Backend
 from xaibench.errors import ConfigError
-from xaibench.explain._shap_common import (check_output_indices, check_positive_int,
-                                           check_seed, empty_result, model_function,
-                                           numpy_global_seed, resolve_masker)
+from xaibench.explain._shap_common import (check_grouping, check_output_indices,
+                                           check_positive_int, check_seed, empty_result,
+                                           image_values, model_function, numpy_global_seed,
+                                           resolve_masker)
+from xaibench.explain.maskers import n_features as count_features, patch_grid
 
 #: refuse shapes whose (2M+1) x M boolean mask matrix (built by shap for every permutation)
 #: would exceed this many bytes
 MAX_MASK_MATRIX_BYTES = 2 * 1024**3
+#: the superpixel side the refusal of too large a mask matrix suggests
+SUGGESTED_PATCH = 8
 
 
-def min_max_evals(image_shape: tuple[int, ...]) -> int:
+def min_max_evals(image_shape: tuple[int, int, int], patch: int | None = None) -> int:
     """The smallest ``max_evals`` PermutationExplainer accepts for one image: 2·M + 1.
 
-    M = H·W·C, the number of features of the image maskers (one per pixel and channel).
+    M = H·W·C, the number of features of the image maskers (one per pixel and channel), or
+    with ``patch`` the number of superpixels ⌈H/p⌉·⌈W/p⌉.
     """
-    return 2 * int(np.prod(image_shape)) + 1
+    return 2 * count_features(image_shape, patch) + 1
 
 
 def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
                 masker: Any = "blur(8,8)", max_evals: int | None = None, batch_size: int = 50,
-                seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+                seed: int | None = 0, patch: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Explain ``output_indices`` of ``x`` with ``shap.PermutationExplainer``.
 
     Parameters
@@ -46,6 +52,11 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
         Masked images per ``backend.predict`` call.
     seed
         Seeds the permutations (numpy's global RNG, restored afterwards), per image.
+    patch
+        Permute square ``patch`` x ``patch`` superpixels (all channels of a pixel together;
+        cut by the image's edge where ``patch`` does not divide H or W) instead of
+        pixel-channels: M = ⌈H/p⌉·⌈W/p⌉ (784 for a 224×224 image at ``patch = 8``), and each
+        superpixel's value is divided evenly over its pixel-channels. Not for tabular rows.
 
     Returns
     -------
@@ -54,7 +65,7 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
 
     shap ignores ``outputs=`` here and explains every class; the requested columns are
     selected afterwards. For every permutation shap builds a dense (2·M + 1) × M boolean mask
-    matrix: images whose matrix would exceed 2 GiB are refused (use ``partition``).
+    matrix: images whose matrix would exceed 2 GiB are refused (set ``patch``).
     """
     import shap
 
@@ -62,25 +73,31 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
 
     idx = check_output_indices(x, output_indices)
     shape = tuple(x.shape[1:])
-    n_features = int(np.prod(shape))
-    minimum = min_max_evals(shape)
+    patch = check_grouping(backend, patch)
+    n_features = count_features(shape, patch)
+    minimum = min_max_evals(shape, patch)
     if max_evals is None:
         max_evals = minimum
     max_evals = check_positive_int("max_evals", max_evals)
     if max_evals < minimum:
+        what = ('*'.join(map(str, shape)) if patch is None
+                else f"{'x'.join(map(str, patch_grid(shape, patch)))} superpixels of "
+                     f"patch = {patch}")
         raise ConfigError(
             f"permutation needs max_evals >= 2*M + 1 = {minimum} for images of shape "
-            f"{shape} (M = {'*'.join(map(str, shape))} = {n_features} features, one antithetic "
+            f"{shape} (M = {what} = {n_features} features, one antithetic "
             f"permutation); got max_evals={max_evals}")
     mask_bytes = (2 * n_features + 1) * n_features
     if mask_bytes > MAX_MASK_MATRIX_BYTES:
+        suggested = min(SUGGESTED_PATCH, *shape[:2])
         raise ConfigError(
             f"permutation on images of shape {shape} would build a (2M+1) x M = "
             f"{2 * n_features + 1} x {n_features} mask matrix ({mask_bytes / 1024**3:.1f} GiB) "
-            "per permutation; use 'partition' or smaller images")
+            f"per permutation; group pixels into superpixels with patch = {suggested} "
+            f"(M = {count_features(shape, suggested)} features) or more")
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed(seed)
-    shap_masker = resolve_masker(masker, shape)
+    shap_masker = resolve_masker(masker, shape, patch)
     if len(x) == 0 or idx.shape[1] == 0:
         return empty_result(x, idx.shape[1])
 
@@ -94,8 +111,8 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
             with numpy_global_seed(seed):
                 explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
                                         silent=True)
-            # (1, H, W, C, n_classes) and (1, n_classes): keep the requested outputs
-            all_values = np.asarray(explanation.values).reshape(*shape, -1)
+            # (1, features, n_classes) and (1, n_classes): keep the requested outputs
+            all_values = image_values(shap_masker, explanation.values[0], shape)
             all_base = np.asarray(explanation.base_values).reshape(-1)
             values[n] = all_values[..., idx[n]]
             base_values[n] = all_base[idx[n]]

@@ -86,7 +86,7 @@ def test_validation_imports_no_framework(tiny_toml):
     # params are bound against the target's signature
     ('max_evals = 40', 'max_eval = 40',
      "[[explainers]] #1 (partition) params: unknown param 'max_eval' — did you mean "
-     "'max_evals'? (it takes: max_evals=500, batch_size=50, seed=0)"),
+     "'max_evals'? (it takes: max_evals=500, batch_size=50, seed=0, patch=None)"),
     ('n_train = 300', 'n_train = 300\nparams = { tes_fraction = 0.5 }',
      "[dataset] params of dataset 'digits': unknown param 'tes_fraction' — did you mean "
      "'test_fraction'?"),
@@ -104,6 +104,20 @@ def test_validation_imports_no_framework(tiny_toml):
      "'masker' is set by the runner from 'maskers', not in params"),
     ('name = "deep"', 'name = "deep"\nparams = { background = 3 }',
      "'background' is set by the runner from [dataset] n_background"),
+    # feature grouping: only for explainers that mask, with superpixels that fit the images
+    ('name = "deep"', 'name = "deep"\nparams = { patch = 2 }',
+     "[[explainers]] #2 (deep): explainer 'deep' does not mask features, so it takes no patch; "
+     "superpixel grouping applies to: partition, permutation"),
+    ('max_evals = 40', 'max_evals = 40, patch = 0',
+     "[[explainers]] #1 (partition) params: patch must be an integer in 1..8 (the side of the "
+     "square superpixels of the 8x8 images), got 0; e.g. patch = 4"),
+    ('max_evals = 40', 'max_evals = 40, patch = 9', "patch must be an integer in 1..8"),
+    ('max_evals = 40', 'max_evals = 40, patch = 2.5', "patch must be an integer in 1..8"),
+    ('name = "partition"\nmaskers = ["blur(3,3)"]\nparams = { max_evals = 40 }',
+     'name = "permutation"\nparams = { max_evals = 20, patch = 2 }',
+     "[[explainers]] #1 (permutation) params: max_evals = 20 is below permutation's minimum "
+     "2*M+1 = 33 for M = 16 features (4x4 superpixels of patch = 2 on the 8x8x1 images of "
+     "dataset 'digits'); set max_evals >= 33"),
     # architectures must exist for the backend
     ('architecture = "fmnist_cnn"', 'architecture = "vgg16_transfer"',
      "architecture 'vgg16_transfer' is not implemented for backend 'torch' (it is for: keras)"),
@@ -381,6 +395,22 @@ def test_declared_minimums_are_the_explainers_own():
     for shape in ((28, 28, 1), (8, 8, 1), (32, 32, 3)):
         assert minimum.of(shape[0] * shape[1] * shape[2]) == min_max_evals(shape)
     assert str(minimum) == "2*M+1"
+
+
+def test_patch_counts_superpixels_for_the_per_feature_minimums(tiny_toml):
+    text = tiny_toml.replace('name = "partition"\nmaskers = ["blur(3,3)"]\n'
+                             'params = { max_evals = 40 }',
+                             'name = "permutation"\nparams = { patch = 2 }\nbudget = [33, 40]')
+    [permutation, _] = parse_config(text).explainers
+    assert permutation.params == {"patch": 2} and permutation.budgets == (33, 40)
+    with pytest.raises(ConfigError, match=r"budget: max_evals = 33 is below .* = 129 for M = 64"):
+        parse_config(text.replace("params = { patch = 2 }\n", ""))
+
+
+def test_every_masking_explainer_groups_features_with_patch():
+    for name in registry.explainers:
+        if "masker" in registry.explainers.entry(name).consumes:
+            assert "patch" in _keywords(registry.explainers.get(name), 3), name
 
 
 def test_validation_with_every_check_imports_no_framework(tiny_toml, tmp_path):
