@@ -91,7 +91,7 @@ def test_validation_imports_no_framework(tiny_toml):
      "[dataset] params of dataset 'digits': unknown param 'tes_fraction' — did you mean "
      "'test_fraction'?"),
     ('name = "deep"', 'name = "deep"\nparams = { nsamples = 10 }',
-     "[[explainers]] #2 (deep) params: unknown param 'nsamples' (it takes: no params)"),
+     "[[explainers]] #2 (deep) params: unknown param 'nsamples' (it takes: check_additivity=True)"),
     # maskers
     ('"blur(3,3)"', '"blurr(3,3)"',
      "[[explainers]] #1 (partition): unknown masker 'blurr' — did you mean 'blur'?"),
