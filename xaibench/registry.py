@@ -206,6 +206,10 @@ datasets.register("image_folder", "xaibench.data.image_folder:load",
                   description="class-per-subfolder image directory (PNG/JPEG)")
 datasets.register("synthetic", "xaibench.data.synthetic:load",
                   description="pattern-at-random-position images with ground-truth masks")
+datasets.register("diabetes", "xaibench.data.diabetes:load",
+                  description="scikit-learn's diabetes table: 10 features, regression")
+datasets.register("breast_cancer", "xaibench.data.breast_cancer:load",
+                  description="scikit-learn's breast-cancer table: 30 features, 2 classes")
 
 _SEED = Minimum(0)
 explainers.register("deep", "xaibench.explain.native:deep",
