@@ -193,6 +193,8 @@ models.register("cifar_convnet", "backends.zoo.architectures:CIFAR_CONVNET",
                             "avgpool")
 models.register("mlp", "backends.zoo.architectures:MLP",
                 description="flatten, dense 128 ReLU, dense 10")
+models.register("tabular_mlp", "backends.zoo.architectures:TABULAR_MLP",
+                description="tabular rows: 5 x dense 10 ReLU, dense n_outputs (course MLP)")
 models.register("vgg16_transfer", "backends.zoo.architectures:VGG16_TRANSFER",
                 description="frozen VGG16 features + new dense softmax head")
 
