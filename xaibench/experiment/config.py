@@ -92,7 +92,10 @@ What is checked, and how, without importing a deep-learning framework:
   ``seed`` gets one derived from its cell key unless ``params`` sets it;
 - the dataset is described by the ``describe(**params)`` next to its loader
   (:class:`xaibench.data.base.DatasetInfo`: image shape, classes, masks, split sizes) without
-  reading an image: both splits must be non-empty and hold at least 2 classes; ``targets``
+  reading an image: both splits must be non-empty and a classification dataset hold at
+  least 2 classes; tabular datasets take only the explainers, maskers and rulers whose
+  registry entries apply to tabular rows (``modalities``), and images only those for images;
+  ``targets``
   may not exceed the classes; metrics consuming ``masks`` need a dataset that has them;
 - explainer params are at least the :class:`xaibench.registry.Minimum` their registry entry
   declares (e.g. permutation's ``max_evals >= 2*M+1``, M = H*W*C of the dataset's images),
@@ -360,7 +363,7 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
                               f"(metrics: {', '.join(metrics)})")
         _metric(metric, _value(metric_params, metric, "[metric_params]", dict))
     dataset, info = _dataset(_value(data, "dataset", "the top level", dict))
-    evaluation = _evaluation(_value(data, "evaluation", "the top level", dict, {}), info.shape)
+    evaluation = _evaluation(_value(data, "evaluation", "the top level", dict, {}), info)
     if not info.has_masks:
         needing = [m for m in metrics if "masks" in registry.metrics.get(m).consumes]
         if needing:
@@ -404,15 +407,17 @@ def _metric(name: str, params: dict[str, Any]) -> None:
                           f"in [evaluation] rulers instead")
 
 
-def _evaluation(table: dict[str, Any], image_shape: tuple[int, int, int]) -> EvaluationConfig:
-    """The rulers of ``[evaluation]`` in canonical form (default: :func:`default_rulers`)."""
+def _evaluation(table: dict[str, Any], info: DatasetInfo) -> EvaluationConfig:
+    """The rulers of ``[evaluation]`` in canonical form (default: :func:`default_rulers`),
+    each one that applies to the dataset's images or tabular rows (:func:`ruler_names`)."""
     from xaibench.explain.maskers import parse_masker_spec
-    from xaibench.metrics._replacement import CONSTANT_FILLS, default_rulers
+    from xaibench.metrics._replacement import CONSTANT_FILLS, default_rulers, ruler_names
 
+    image_shape = info.shape
     _check_keys(table, _EVALUATION_KEYS, "[evaluation]")
     rulers = _value(table, "rulers", "[evaluation]", list, None)
     if rulers is None:
-        return EvaluationConfig(default_rulers(image_shape))
+        return EvaluationConfig(default_rulers(image_shape, tabular=info.is_tabular))
     if not rulers:
         raise ConfigError("[evaluation] 'rulers' is empty; list at least one, e.g. "
                           "rulers = [\"blur(8,8)\", \"inpaint_telea\", \"mean\"]")
@@ -429,6 +434,11 @@ def _evaluation(table: dict[str, Any], image_shape: tuple[int, int, int]) -> Eva
             raise ConfigError(f"[evaluation] rulers: unknown ruler {name!r}"
                               f"{registry.did_you_mean(name, known)}; a ruler is one of "
                               f"{', '.join(known)} (maskers with arguments, e.g. 'blur(8,8)')")
+        allowed = ruler_names(info.is_tabular)
+        if name not in allowed:
+            data = "tabular rows" if info.is_tabular else "images"
+            raise ConfigError(f"[evaluation] rulers: {name!r} does not apply to {data}; use "
+                              f"one of {', '.join(allowed)}")
         canonical.append(ruler if ruler in CONSTANT_FILLS
                          else _masker_spec(ruler, "[evaluation] rulers", image_shape))
     if len(set(canonical)) != len(canonical):
@@ -455,7 +465,7 @@ def _dataset(table: dict[str, Any]) -> tuple[DatasetConfig, DatasetInfo]:
             raise ConfigError(f"{where}: dataset '{name}' has no {split} image with params "
                               f"{settings}; give the {split} split at least one "
                               f"(n_{split} >= 1)")
-    if info.n_classes < 2:
+    if info.task == "classification" and info.n_classes < 2:
         raise ConfigError(f"{where}: dataset '{name}' has {info.n_classes} class with params "
                           f"{settings}; a classifier needs at least 2 classes")
     n_train = _count(table, "n_train", where, None, minimum=1)
@@ -637,6 +647,10 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
     _lookup(registry.explainers, name, where)
     where = f"{where} ({name})"
     entry = registry.explainers.entry(name)
+    try:
+        registry.explainers.check_modality(name, registry.modality(info.is_tabular))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     params = _value(table, "params", where, dict, {})
     for key in RUNNER_SUPPLIED:
         if key in params:
@@ -669,6 +683,8 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
                               f"set 'maskers'")
         maskers = [entry.default_masker]
     specs = tuple(_masker_spec(spec, where, info.shape) for spec in maskers)
+    for spec in specs:
+        _check_masker_fits(spec, entry, where, info)
     if "masker" in entry.consumes and not specs:
         raise ConfigError(f"{where}: 'maskers' is empty; list at least one masker spec")
     if len(set(specs)) != len(specs):
@@ -778,6 +794,25 @@ def _masker_spec(spec: Any, where: str, image_shape: tuple[int, int, int]) -> st
         raise ConfigError(f"{where}: {exc}") from None
     arguments = [*map(str, args), *(f"{key}={value}" for key, value in kwargs.items())]
     return f"{name}({','.join(arguments)})" if arguments else name
+
+
+def _check_masker_fits(spec: str, explainer: registry.Entry, where: str,
+                       info: DatasetInfo) -> None:
+    """ConfigError unless the masker of ``spec`` applies to the dataset's images or tabular
+    rows and has the partition tree ``explainer`` may need."""
+    from xaibench.explain.maskers import check_masker_modality, parse_masker_spec
+
+    try:
+        check_masker_modality(spec, info.is_tabular)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    masker = registry.maskers.entry(parse_masker_spec(spec)[0])
+    if explainer.needs_feature_tree and not masker.feature_tree:
+        with_tree = [name for name in registry.maskers.for_modality(
+            registry.modality(info.is_tabular)) if registry.maskers.entry(name).feature_tree]
+        raise ConfigError(f"{where}: explainer '{explainer.name}' needs a masker with a "
+                          f"partition tree over the features, which '{masker.name}' has not; "
+                          f"use one of {', '.join(with_tree)}")
 
 
 def _budget_explainers() -> list[str]:

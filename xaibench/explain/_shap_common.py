@@ -36,13 +36,15 @@ def check_output_indices(x: np.ndarray, output_indices: np.ndarray) -> np.ndarra
     return idx
 
 
-def resolve_masker(masker: Any, image_shape: tuple[int, int, int]) -> Any:
-    """A masker spec string built with :func:`~xaibench.explain.maskers.make_masker`;
-    an already built shap masker object is used as it is (programmatic use, tests)."""
+def resolve_masker(masker: Any, image_shape: tuple[int, int, int],
+                   background: np.ndarray | None = None) -> Any:
+    """A masker spec string built with :func:`~xaibench.explain.maskers.make_masker` (tabular
+    maskers draw from the ``background`` rows); an already built shap masker object is used
+    as it is (programmatic use, tests)."""
     from xaibench.explain.maskers import make_masker
 
     if isinstance(masker, str):
-        return make_masker(masker, image_shape)
+        return make_masker(masker, image_shape, background)
     if callable(masker) and hasattr(masker, "shape") and hasattr(masker, "clustering"):
         n_features = int(np.prod(image_shape))
         if not callable(masker.shape) and int(masker.shape[1]) != n_features:
@@ -51,6 +53,14 @@ def resolve_masker(masker: Any, image_shape: tuple[int, int, int]) -> Any:
         return masker
     raise ConfigError(f"masker must be a spec string such as 'blur(8,8)' or a shap image masker, "
                       f"got {masker!r}")
+
+
+def masker_input(masker: Any, x: np.ndarray) -> np.ndarray:
+    """``x`` as ``masker`` takes it: rows (N, F) for shap's tabular maskers (they check the
+    data against their background's row shape), the NHWC images otherwise."""
+    import shap
+
+    return x.reshape(len(x), -1) if isinstance(masker, shap.maskers._tabular.Tabular) else x
 
 
 def model_function(backend: Backend, fill: Callable[[np.ndarray], np.ndarray] | None = None

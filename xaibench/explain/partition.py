@@ -8,13 +8,14 @@ import numpy as np
 
 from xaibench.backend import Backend
 from xaibench.explain._shap_common import (check_output_indices, check_positive_int,
-                                           check_seed, empty_result, model_function,
-                                           numpy_global_seed, resolve_masker)
+                                           check_seed, empty_result, masker_input,
+                                           model_function, numpy_global_seed, resolve_masker)
 
 
 def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
               masker: Any = "blur(8,8)", max_evals: int = 500, batch_size: int = 50,
-              seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+              seed: int | None = 0,
+              background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Explain ``output_indices`` of ``x`` with ``shap.PartitionExplainer``.
 
     Parameters
@@ -31,6 +32,9 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
         pixels. Fully resolving an H·W·C = M feature tree takes on the order of M² evaluations.
     batch_size
         Masked images per ``backend.predict`` call.
+    background
+        Rows a tabular masker spec draws hidden features from (the runner supplies them when
+        the masker's registry entry consumes a background); unused by image maskers.
     seed
         Seeds the tie-breaking noise shap adds to its priority queue (numpy's global RNG,
         restored afterwards), per image, so results do not depend on the batch an image is in.
@@ -56,17 +60,18 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed(seed)
     shape = tuple(x.shape[1:])
-    shap_masker = resolve_masker(masker, shape)
+    shap_masker = resolve_masker(masker, shape, background)
     if len(x) == 0 or idx.shape[1] == 0:
         return empty_result(x, idx.shape[1])
 
     values = np.zeros((*x.shape, idx.shape[1]), dtype=np.float64)
+    rows = masker_input(shap_masker, x)
     base_values = np.zeros(idx.shape, dtype=np.float64)
     with batched_fill(shap_masker) as fill:
         explainer = shap.PartitionExplainer(model_function(backend, fill), shap_masker)
         for n in range(len(x)):
             with numpy_global_seed(seed):
-                explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
+                explanation = explainer(rows[n:n + 1], max_evals=max_evals, batch_size=batch_size,
                                         outputs=idx[n], silent=True)
             values[n] = np.asarray(explanation.values).reshape(values.shape[1:])
             base_values[n] = np.asarray(explanation.base_values).reshape(-1)

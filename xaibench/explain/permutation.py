@@ -9,8 +9,8 @@ import numpy as np
 from xaibench.backend import Backend
 from xaibench.errors import ConfigError
 from xaibench.explain._shap_common import (check_output_indices, check_positive_int,
-                                           check_seed, empty_result, model_function,
-                                           numpy_global_seed, resolve_masker)
+                                           check_seed, empty_result, masker_input,
+                                           model_function, numpy_global_seed, resolve_masker)
 
 #: refuse shapes whose (2M+1) x M boolean mask matrix (built by shap for every permutation)
 #: would exceed this many bytes
@@ -27,7 +27,8 @@ def min_max_evals(image_shape: tuple[int, ...]) -> int:
 
 def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
                 masker: Any = "blur(8,8)", max_evals: int | None = None, batch_size: int = 50,
-                seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+                seed: int | None = 0,
+                background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Explain ``output_indices`` of ``x`` with ``shap.PermutationExplainer``.
 
     Parameters
@@ -44,6 +45,9 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
         exact for models without interactions beyond second order.
     batch_size
         Masked images per ``backend.predict`` call.
+    background
+        Rows a tabular masker spec draws hidden features from (the runner supplies them when
+        the masker's registry entry consumes a background); unused by image maskers.
     seed
         Seeds the permutations (numpy's global RNG, restored afterwards), per image.
 
@@ -80,11 +84,12 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
             "per permutation; use 'partition' or smaller images")
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed(seed)
-    shap_masker = resolve_masker(masker, shape)
+    shap_masker = resolve_masker(masker, shape, background)
     if len(x) == 0 or idx.shape[1] == 0:
         return empty_result(x, idx.shape[1])
 
     values = np.zeros((*x.shape, idx.shape[1]), dtype=np.float64)
+    rows = masker_input(shap_masker, x)
     base_values = np.zeros(idx.shape, dtype=np.float64)
     with batched_fill(shap_masker) as fill:
         with numpy_global_seed(seed):
@@ -92,7 +97,7 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
                                                   seed=seed)
         for n in range(len(x)):
             with numpy_global_seed(seed):
-                explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
+                explanation = explainer(rows[n:n + 1], max_evals=max_evals, batch_size=batch_size,
                                         silent=True)
             # (1, H, W, C, n_classes) and (1, n_classes): keep the requested outputs
             all_values = np.asarray(explanation.values).reshape(*shape, -1)
