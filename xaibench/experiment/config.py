@@ -364,6 +364,8 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
         _metric(metric, _value(metric_params, metric, "[metric_params]", dict))
     dataset, info = _dataset(_value(data, "dataset", "the top level", dict))
     evaluation = _evaluation(_value(data, "evaluation", "the top level", dict, {}), info)
+    if info.task == "regression":
+        _check_single_output(metrics, metric_params, dataset.name)
     if not info.has_masks:
         needing = [m for m in metrics if "masks" in registry.metrics.get(m).consumes]
         if needing:
@@ -389,6 +391,20 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
         explainers=explainers,
         source=text,
     )
+
+
+def _check_single_output(metrics: tuple[str, ...], metric_params: dict[str, Any],
+                         dataset: str) -> None:
+    """ConfigError for a metric that would score class probabilities (or normalise by the
+    spread over outputs) on a regression dataset, whose models have one output."""
+    for name in metrics:
+        metric = registry.metrics.get(name)(**metric_params.get(name, {}))
+        if getattr(metric, "space", None) == "probability" or (
+                getattr(metric, "space", None) == "score" and getattr(metric, "normalise", False)):
+            raise ConfigError(
+                f"[metric_params] {name}: dataset '{dataset}' is a regression (one output), "
+                f"which has no class probabilities nor spread over outputs; set {name} = "
+                f"{{ space = \"score\", normalise = false }} (raw scores)")
 
 
 def _metric(name: str, params: dict[str, Any]) -> None:
@@ -682,9 +698,9 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
             raise ConfigError(f"{where}: explainer '{name}' has no default masker; "
                               f"set 'maskers'")
         maskers = [entry.default_masker]
-    specs = tuple(_masker_spec(spec, where, info.shape) for spec in maskers)
-    for spec in specs:
+    for spec in maskers:
         _check_masker_fits(spec, entry, where, info)
+    specs = tuple(_masker_spec(spec, where, info.shape) for spec in maskers)
     if "masker" in entry.consumes and not specs:
         raise ConfigError(f"{where}: 'maskers' is empty; list at least one masker spec")
     if len(set(specs)) != len(specs):
