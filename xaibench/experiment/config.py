@@ -364,8 +364,13 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
         _metric(metric, _value(metric_params, metric, "[metric_params]", dict))
     dataset, info = _dataset(_value(data, "dataset", "the top level", dict))
     evaluation = _evaluation(_value(data, "evaluation", "the top level", dict, {}), info)
+    images = _images(_value(data, "images", "the top level", dict, {}))
     if info.task == "regression":
         _check_single_output(metrics, metric_params, dataset.name)
+        if images.correct or images.wrong:
+            raise ConfigError(f"[images]: dataset '{dataset.name}' is a regression, whose "
+                              f"predictions are not right or wrong; explain the first rows "
+                              f"(first = N) and remove correct / wrong")
     if not info.has_masks:
         needing = [m for m in metrics if "masks" in registry.metrics.get(m).consumes]
         if needing:
@@ -385,7 +390,7 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
         metrics=metrics,
         metric_params=metric_params,
         dataset=dataset,
-        images=_images(_value(data, "images", "the top level", dict, {})),
+        images=images,
         evaluation=evaluation,
         models=models,
         explainers=explainers,

@@ -100,3 +100,9 @@ def test_tabular_defaults_and_accepted_grid():
     with pytest.raises(ConfigError, match=r"background is supplied by the runner"):
         config_from_dict(_config("diabetes", [{"name": "permutation",
                                                "maskers": ["independent(background=1)"]}]))
+
+
+def test_regression_rows_are_not_chosen_by_correctness():
+    with pytest.raises(ConfigError, match=r"\[images\]: dataset 'diabetes' is a regression, "
+                                          r"whose predictions are not right or wrong"):
+        config_from_dict(_config("diabetes", [{"name": "deep"}], images={"wrong": 2}))
