@@ -339,11 +339,14 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
 
 
 def explain_params(cell: Cell, background: np.ndarray) -> dict[str, Any]:
-    """The cell's explainer params plus the runner's inputs it consumes
-    (:func:`xaibench.registry.cell_inputs`): the cell's masker, the background images (for
-    the explainer, or for a tabular masker)."""
-    consumes = registry.cell_inputs(cell.explainer, cell.masker)
-    supplied = {"masker": cell.masker, "background": background}
+    """The cell's explainer params plus the runner's inputs its explainer consumes: the
+    cell's masker (a tabular one built over the background rows,
+    :func:`~xaibench.explain.maskers.masker_for`), the background images."""
+    from xaibench.explain.maskers import masker_for
+
+    consumes = registry.explainers.entry(cell.explainer).consumes
+    supplied = {"masker": cell.masker and masker_for(cell.masker, background),
+                "background": background}
     return {**cell.params, **{key: value for key, value in supplied.items() if key in consumes}}
 
 

@@ -36,15 +36,15 @@ def check_output_indices(x: np.ndarray, output_indices: np.ndarray) -> np.ndarra
     return idx
 
 
-def resolve_masker(masker: Any, image_shape: tuple[int, int, int],
-                   background: np.ndarray | None = None) -> Any:
-    """A masker spec string built with :func:`~xaibench.explain.maskers.make_masker` (tabular
-    maskers draw from the ``background`` rows); an already built shap masker object is used
-    as it is (programmatic use, tests)."""
+def resolve_masker(masker: Any, image_shape: tuple[int, int, int]) -> Any:
+    """A masker spec string built with :func:`~xaibench.explain.maskers.make_masker`;
+    an already built shap masker object is used as it is (programmatic use, tests, and
+    tabular maskers, built over background rows by :func:`~xaibench.explain.maskers.
+    masker_for`)."""
     from xaibench.explain.maskers import make_masker
 
     if isinstance(masker, str):
-        return make_masker(masker, image_shape, background)
+        return make_masker(masker, image_shape)
     if callable(masker) and hasattr(masker, "shape") and hasattr(masker, "clustering"):
         n_features = int(np.prod(image_shape))
         if not callable(masker.shape) and int(masker.shape[1]) != n_features:

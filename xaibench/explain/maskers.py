@@ -10,7 +10,8 @@ switch features on and off. Maskers are named by spec strings::
     "noisy_linear"           ROAD's noisy linear imputation (optionally "noisy_linear(noise, seed)")
 
 Tabular rows (1, F, 1) take the tabular maskers, which draw hidden features from background
-rows (the runner supplies ``n_background`` training rows; ``background=`` in code)::
+rows: the runner builds them over ``n_background`` training rows (:func:`masker_for`) and
+hands the explainers the built masker; in code, ``make_masker(spec, shape, background)``::
 
     "independent"            each hidden feature from the background rows, independently
                              (shap.maskers.Independent; optionally "independent(max_samples)")
@@ -294,6 +295,19 @@ def make_masker(spec: str, image_shape: tuple[int, int, int], background: Any = 
     if "background" in maskers.entry(name).consumes:
         kwargs = {**kwargs, "background": background}
     return factory(check_image_shape(image_shape), *args, **kwargs)
+
+
+def masker_for(spec: str, background: Any) -> Any:
+    """``spec`` as the explainers take it: the spec itself, or, for a masker whose registry
+    entry consumes background rows (the tabular ones), the masker built over ``background``
+    (B, H, W, C)."""
+    import numpy as np
+
+    from xaibench.registry import maskers
+
+    if "background" not in maskers.entry(parse_masker_spec(spec)[0]).consumes:
+        return spec
+    return make_masker(spec, np.shape(background)[1:], background)
 
 
 def check_masker_modality(spec: str, tabular: bool) -> None:

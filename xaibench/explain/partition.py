@@ -14,8 +14,7 @@ from xaibench.explain._shap_common import (check_output_indices, check_positive_
 
 def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
               masker: Any = "blur(8,8)", max_evals: int = 500, batch_size: int = 50,
-              seed: int | None = 0,
-              background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """Explain ``output_indices`` of ``x`` with ``shap.PartitionExplainer``.
 
     Parameters
@@ -32,9 +31,6 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
         pixels. Fully resolving an H·W·C = M feature tree takes on the order of M² evaluations.
     batch_size
         Masked images per ``backend.predict`` call.
-    background
-        Rows a tabular masker spec draws hidden features from (the runner supplies them when
-        the masker's registry entry consumes a background); unused by image maskers.
     seed
         Seeds the tie-breaking noise shap adds to its priority queue (numpy's global RNG,
         restored afterwards), per image, so results do not depend on the batch an image is in.
@@ -60,7 +56,7 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed(seed)
     shape = tuple(x.shape[1:])
-    shap_masker = resolve_masker(masker, shape, background)
+    shap_masker = resolve_masker(masker, shape)
     if len(x) == 0 or idx.shape[1] == 0:
         return empty_result(x, idx.shape[1])
 

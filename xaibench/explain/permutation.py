@@ -27,8 +27,7 @@ def min_max_evals(image_shape: tuple[int, ...]) -> int:
 
 def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
                 masker: Any = "blur(8,8)", max_evals: int | None = None, batch_size: int = 50,
-                seed: int | None = 0,
-                background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """Explain ``output_indices`` of ``x`` with ``shap.PermutationExplainer``.
 
     Parameters
@@ -45,9 +44,6 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
         exact for models without interactions beyond second order.
     batch_size
         Masked images per ``backend.predict`` call.
-    background
-        Rows a tabular masker spec draws hidden features from (the runner supplies them when
-        the masker's registry entry consumes a background); unused by image maskers.
     seed
         Seeds the permutations (numpy's global RNG, restored afterwards), per image.
 
@@ -84,7 +80,7 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
             "per permutation; use 'partition' or smaller images")
     batch_size = check_positive_int("batch_size", batch_size)
     seed = check_seed(seed)
-    shap_masker = resolve_masker(masker, shape, background)
+    shap_masker = resolve_masker(masker, shape)
     if len(x) == 0 or idx.shape[1] == 0:
         return empty_result(x, idx.shape[1])
 

@@ -36,8 +36,8 @@ def rows():
 def test_linear_model_gets_interventional_shap(explainer, masker, params, rows):
     x, background = rows
     backend = LinearBackend.from_zoo("linear", SPEC, seed=1)
-    attribution = backend.explain(explainer, x, 1, masker=masker, background=background,
-                                  **params)
+    attribution = backend.explain(explainer, x, 1,
+                                  masker=make_masker(masker, SPEC.shape, background), **params)
     mean = background.astype(np.float64).mean(axis=0)
     expected = backend.weights[:, 0].reshape(1, 5, 1) * (x.astype(np.float64) - mean)
     np.testing.assert_allclose(attribution.values[..., 0], expected, atol=1e-5)
