@@ -17,7 +17,8 @@ Schema (keys marked *required* must be present; every other key shows its defaul
                                           # by the metrics consuming one (deletion_auc,
                                           # insertion_auc, abpc); a masker spec, "mean" or
                                           # "zero" (default: blur scaled to the image, Telea
-                                          # inpainting and the image mean)
+                                          # inpainting and the image mean; tabular rows:
+                                          # "zero", each standardised feature's training mean)
 
     [dataset]                             # required
     name = "fashion_mnist"                # required: dataset registry name
@@ -365,6 +366,8 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
     dataset, info = _dataset(_value(data, "dataset", "the top level", dict))
     evaluation = _evaluation(_value(data, "evaluation", "the top level", dict, {}), info)
     images = _images(_value(data, "images", "the top level", dict, {}))
+    if info.is_tabular:
+        _check_tabular_replacements(metrics, metric_params)
     if info.task == "regression":
         _check_single_output(metrics, metric_params, dataset.name)
         if images.correct or images.wrong:
@@ -396,6 +399,26 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
         explainers=explainers,
         source=text,
     )
+
+
+def _check_tabular_replacements(metrics: tuple[str, ...],
+                                metric_params: dict[str, Any]) -> None:
+    """ConfigError for a metric (not scored per ruler) whose replacement of removed features
+    does not apply to tabular rows: the cell's masker ("masker", a tabular masker draws from
+    background rows and fills no single row) or an image fill."""
+    from xaibench.metrics._replacement import ruler_names
+
+    allowed = ruler_names(tabular=True)
+    for name in metrics:
+        metric_class = registry.metrics.get(name)
+        if "ruler" in metric_class.consumes:
+            continue
+        metric = metric_class(**metric_params.get(name, {}))
+        replacement = getattr(metric, "replacement", None)
+        if replacement is not None and str(replacement).partition("(")[0] not in allowed:
+            raise ConfigError(f"[metric_params] {name}: replacement {replacement!r} does not "
+                              f"apply to tabular rows; set {name} = {{ replacement = \"zero\" "
+                              f"}} (one of {', '.join(allowed)})")
 
 
 def _check_single_output(metrics: tuple[str, ...], metric_params: dict[str, Any],

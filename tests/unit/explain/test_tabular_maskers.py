@@ -106,3 +106,14 @@ def test_regression_rows_are_not_chosen_by_correctness():
     with pytest.raises(ConfigError, match=r"\[images\]: dataset 'diabetes' is a regression, "
                                           r"whose predictions are not right or wrong"):
         config_from_dict(_config("diabetes", [{"name": "deep"}], images={"wrong": 2}))
+
+
+def test_metrics_replacing_features_need_a_tabular_fill():
+    config = _config("breast_cancer", [{"name": "deep"}], metrics=["faithfulness_correlation"])
+    with pytest.raises(ConfigError, match=r"\[metric_params\] faithfulness_correlation: "
+                                          r"replacement 'masker' does not apply to tabular rows; "
+                                          r"set faithfulness_correlation = \{ replacement = "
+                                          r"\"zero\" \}"):
+        config_from_dict(config)
+    config_from_dict({**config, "metric_params": {
+        "faithfulness_correlation": {"replacement": "zero"}}})
