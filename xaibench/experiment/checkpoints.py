@@ -174,8 +174,8 @@ def evaluate(labels: np.ndarray, scores: np.ndarray, class_names: tuple[str, ...
 
     Classification: accuracy, per-class precision/recall/F1 and the confusion matrix (rows:
     true class). Regression (one output): R² (``r2``, 1 - SSE / SST about the test mean),
-    ``rmse`` and, with the dataset's ``target_scale`` (mean, std), ``rmse_original`` in the
-    target's original units. :func:`~xaibench.experiment.store.headline_score` picks the
+    ``rmse`` and, with the dataset's ``target_scale`` (mean, std; kept as ``target_scale``),
+    ``rmse_original`` in the target's original units. :func:`~xaibench.experiment.store.headline_score` picks the
     score the model tables show.
     """
     if task == "regression":
@@ -184,7 +184,8 @@ def evaluate(labels: np.ndarray, scores: np.ndarray, class_names: tuple[str, ...
         spread = float(np.var(labels)) if len(labels) else 0.0
         return {"task": task, "n_test": int(len(labels)), "rmse": rmse,
                 "r2": 1.0 - rmse ** 2 / spread if spread > 0 else float("nan"),
-                **({"rmse_original": rmse * target_scale[1]} if target_scale else {})}
+                **({"rmse_original": rmse * target_scale[1],
+                    "target_scale": list(target_scale)} if target_scale else {})}
     from sklearn.metrics import classification_report, confusion_matrix
 
     predictions = scores.argmax(axis=1)

@@ -19,6 +19,7 @@ def test_regression_evaluation_by_hand():
     assert evaluation["rmse"] == pytest.approx(np.sqrt(0.375))
     assert evaluation["rmse_original"] == pytest.approx(2 * np.sqrt(0.375))
     assert "accuracy" not in evaluation and evaluation["n_test"] == 4
+    assert evaluation["target_scale"] == [10.0, 2.0]
     assert headline_score(evaluation) == ("r2", pytest.approx(0.7))
     classified = evaluate(np.array([0, 1]), np.array([[2.0, 1.0], [0.0, 1.0]]), ("a", "b"))
     assert headline_score(classified) == ("accuracy", 1.0)
