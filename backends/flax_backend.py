@@ -365,7 +365,8 @@ class FlaxBackend(ClassActivationMaps, Backend):
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 256,
             lr: float = 1e-4, seed: int = 0, progress: bool = True) -> dict[str, list[float]]:
-        """Adam on softmax cross-entropy (the Flax tutorial recipe); returns loss/accuracy.
+        """Adam on softmax cross-entropy (the Flax tutorial recipe), or mean squared error for a
+        regression spec; returns loss (and accuracy for classification).
 
         A model with BatchNorm statistics (a ``batch_stats`` collection) must have a ``train``
         attribute (as the zoo's ``cifar_convnet``): it is trained as ``module.clone(train=True)``
@@ -383,6 +384,7 @@ class FlaxBackend(ClassActivationMaps, Backend):
                 f"{sorted(self.variables)}: train it yourself and load its variables")
         module = self.module.clone(train=True) if stats else self.module
         optimizer = optax.adam(lr)
+        regression = self.spec.task == "regression"
 
         @jax.jit
         def step(params, batch_stats, state, xb, yb, weight):
@@ -392,12 +394,14 @@ class FlaxBackend(ClassActivationMaps, Backend):
                                                    xb, mutable=["batch_stats"])
                 else:
                     logits, updated = module.apply({"params": p}, xb), {}
-                losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+                losses = ((logits[:, 0] - yb) ** 2 if regression
+                          else optax.softmax_cross_entropy_with_integer_labels(logits, yb))
                 return jnp.sum(losses * weight) / jnp.sum(weight), (logits, updated)
 
             (loss, (logits, updated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
             updates, state = optimizer.update(grads, state, params)
-            correct = jnp.sum((jnp.argmax(logits, axis=1) == yb) * weight)
+            correct = (jnp.zeros(()) if regression
+                       else jnp.sum((jnp.argmax(logits, axis=1) == yb) * weight))
             return (optax.apply_updates(params, updates), updated.get("batch_stats", {}), state,
                     loss, correct)
 
@@ -405,7 +409,8 @@ class FlaxBackend(ClassActivationMaps, Backend):
         state = optimizer.init(params)
         rng = np.random.default_rng(int(seed))
         n = len(x)
-        history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+        history: dict[str, list[float]] = {"loss": [], **({} if regression else {"accuracy": []})}
+        labels = y.astype(np.float32 if regression else np.int32)
         for epoch in range(epochs):
             order = rng.permutation(n)
             loss_sum = correct_sum = 0.0
@@ -416,11 +421,12 @@ class FlaxBackend(ClassActivationMaps, Backend):
                 weight = np.r_[np.ones(len(idx)), np.zeros(pad)].astype(np.float32)
                 idx = np.r_[idx, np.zeros(pad, idx.dtype)]
                 params, batch_stats, state, loss, correct = step(
-                    params, batch_stats, state, x[idx], y[idx].astype(np.int32), weight)
+                    params, batch_stats, state, x[idx], labels[idx], weight)
                 loss_sum += float(loss) * (len(idx) - pad)
                 correct_sum += float(correct)
             history["loss"].append(loss_sum / max(n, 1))
-            history["accuracy"].append(correct_sum / max(n, 1))
+            if not regression:
+                history["accuracy"].append(correct_sum / max(n, 1))
             self._check_epoch_loss(history["loss"][-1], epoch=epoch, epochs=epochs, lr=lr)
         self.variables = {**self.variables, "params": params,
                           **({"batch_stats": batch_stats} if stats else {})}

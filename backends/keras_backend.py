@@ -416,7 +416,8 @@ class KerasBackend(ClassActivationMaps, Backend):
             seed: int, progress: bool = True, augment: bool = False,
             patience: int | None = None,
             validation_fraction: float = 0.1) -> dict[str, list[float]]:
-        """Adam on sparse cross-entropy; returns the per-epoch history.
+        """Adam on sparse cross-entropy (mean squared error for a regression spec); returns the
+        per-epoch history.
 
         A seeded ``validation_fraction`` of the images is held out; with ``patience`` training
         stops when the validation loss has not improved for that many epochs and the best
@@ -435,10 +436,14 @@ class KerasBackend(ClassActivationMaps, Backend):
 
         trainer = keras.Sequential([keras.Input(self.spec.shape),
                                     *(self._augmentation(seed) if augment else []), self.model])
-        trainer.compile(optimizer=keras.optimizers.Adam(lr),
-                        loss=keras.losses.SparseCategoricalCrossentropy(
-                            from_logits=not _ends_in_softmax(self.model)),
-                        metrics=["accuracy"], jit_compile=False)
+        if self.spec.task == "regression":
+            loss, metrics = keras.losses.MeanSquaredError(), []
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=not _ends_in_softmax(self.model))
+            metrics = ["accuracy"]
+        trainer.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=metrics,
+                        jit_compile=False)
         callbacks = [self._epoch_callback(-(-len(train) // batch_size), epochs, lr, progress)]
         if patience is not None:
             callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=patience,

@@ -420,10 +420,11 @@ class TorchBackend(ClassActivationMaps, Backend):
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
             seed: int, progress: bool = True) -> dict[str, list[float]]:
         x, y = self._training_data(x, y, epochs=epochs, batch_size=batch_size, lr=lr)
+        regression = self.spec.task == "regression"
         xt = self._to_tensor(x)
-        yt = torch.from_numpy(y.astype(np.int64)).to(self.device)
+        yt = torch.from_numpy(y.astype(np.float32 if regression else np.int64)).to(self.device)
         n = len(xt)
-        history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+        history: dict[str, list[float]] = {"loss": [], **({} if regression else {"accuracy": []})}
         gen = torch.Generator().manual_seed(int(seed))
         module = self.module
         devices = [self.device] if self.device.type == "cuda" else []
@@ -442,14 +443,17 @@ class TorchBackend(ClassActivationMaps, Backend):
                         xb, yb = xt[idx], yt[idx]
                         optimizer.zero_grad(set_to_none=True)
                         logits = module(xb)
-                        loss = nn.functional.cross_entropy(logits, yb)
+                        loss = (nn.functional.mse_loss(logits[:, 0].to(yb.dtype), yb)
+                                if regression else nn.functional.cross_entropy(logits, yb))
                         loss.backward()
                         optimizer.step()
                         with torch.no_grad():
                             loss_sum += loss.detach().double() * len(idx)
-                            correct += (logits.argmax(dim=1) == yb).sum()
+                            if not regression:
+                                correct += (logits.argmax(dim=1) == yb).sum()
                     history["loss"].append(float(loss_sum) / max(n, 1))
-                    history["accuracy"].append(float(correct) / max(n, 1))
+                    if not regression:
+                        history["accuracy"].append(float(correct) / max(n, 1))
                     self._check_epoch_loss(history["loss"][-1], epoch=epoch, epochs=epochs,
                                            lr=lr)
             finally:

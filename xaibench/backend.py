@@ -431,7 +431,8 @@ class Backend(ABC):
     @abstractmethod
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
             seed: int, progress: bool = True) -> dict[str, list[float]]:
-        """Train on NHWC images and int labels; return per-epoch history (e.g. loss).
+        """Train on NHWC images and int labels (cross-entropy), or float32 targets with mean
+        squared error for a ``regression`` spec; return per-epoch history (e.g. loss).
 
         ``progress`` shows a progress bar per epoch. A NaN/Inf loss stops training at the end
         of that epoch and raises :class:`TrainingDivergedError` (:meth:`_check_epoch_loss`), as
@@ -440,14 +441,21 @@ class Backend(ABC):
 
     def _training_data(self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
                        lr: float) -> tuple[np.ndarray, np.ndarray]:
-        """Checked images and labels for :meth:`fit`; bad labels or hyperparameters raise."""
+        """Checked images and labels for :meth:`fit`: integer classes, or float32 targets for
+        a ``regression`` spec (:func:`xaibench.data.base.check_labels`); bad labels or
+        hyperparameters raise."""
+        from xaibench.data.base import check_labels
+
         x = self.spec.check(x)
-        y = np.asarray(y)
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-            raise XaibenchError(f"labels must be integers of shape ({len(x)},); "
-                                f"got {y.dtype} {y.shape}")
-        if len(y) and (y.min() < 0 or y.max() >= self.spec.n_classes):
-            raise XaibenchError(f"labels must be in 0..{self.spec.n_classes - 1}")
+        if self.spec.task == "regression":
+            y = check_labels(y, len(x), self.spec)
+        else:
+            y = np.asarray(y)
+            if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+                raise XaibenchError(f"labels must be integers of shape ({len(x)},); "
+                                    f"got {y.dtype} {y.shape}")
+            if len(y) and (y.min() < 0 or y.max() >= self.spec.n_classes):
+                raise XaibenchError(f"labels must be in 0..{self.spec.n_classes - 1}")
         if epochs < 0 or batch_size < 1 or lr <= 0:
             raise ConfigError(f"need epochs >= 0, batch_size >= 1, lr > 0; "
                               f"got {epochs}, {batch_size}, {lr}")

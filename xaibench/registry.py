@@ -77,6 +77,12 @@ class Entry:
     #: explainers: the :data:`MODEL_PROPERTIES` a model must have (zoo models are checked at
     #: validation, user models when explained)
     requires: frozenset[str] = frozenset()
+    #: the :data:`MODALITIES` the entry applies to (validation refuses it for the others)
+    modalities: frozenset[str] = frozenset(("image", "tabular"))
+    #: maskers: whether they define a partition tree over the features; explainers: whether
+    #: their masker must (shap's PartitionExplainer walks the tree)
+    feature_tree: bool = True
+    needs_feature_tree: bool = False
 
     @property
     def available(self) -> bool:
@@ -98,7 +104,9 @@ class Registry:
                  minimums: Mapping[str, Minimum] | None = None, consumes: tuple[str, ...] = (),
                  default_masker: str | None = None, budget: str | None = None,
                  additive: bool = True, requires: tuple[str, ...] = (),
-                 epoch_training: bool = True, weight_tensors: bool = True) -> None:
+                 epoch_training: bool = True, weight_tensors: bool = True,
+                 modalities: tuple[str, ...] = ("image", "tabular"), feature_tree: bool = True,
+                 needs_feature_tree: bool = False) -> None:
         """Register ``name`` -> ``"package.module:attribute"`` (or a bare module path), with
         the declarations of :class:`Entry`."""
         if name in self._entries:
@@ -109,11 +117,15 @@ class Registry:
         if set(requires) - set(MODEL_PROPERTIES):
             raise ValueError(f"{self.kind} '{name}' requires unknown model properties "
                              f"{sorted(set(requires) - set(MODEL_PROPERTIES))}")
+        if not modalities or set(modalities) - set(MODALITIES):
+            raise ValueError(f"{self.kind} '{name}' applies to {modalities}; use a non-empty "
+                             f"subset of {MODALITIES}")
         self._entries[name] = Entry(name, target, framework, description,
                                     frozenset(native_explainers), dict(train_options or {}),
                                     epoch_training, weight_tensors, native,
                                     dict(minimums or {}), frozenset(consumes), default_masker,
-                                    budget, additive, frozenset(requires))
+                                    budget, additive, frozenset(requires),
+                                    frozenset(modalities), feature_tree, needs_feature_tree)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -136,6 +148,17 @@ class Registry:
             return self._entries[name]
         except KeyError:
             raise ConfigError(self.unknown_message(name)) from None
+
+    def for_modality(self, modality: str) -> list[str]:
+        """The names whose entries apply to ``modality`` ("image" or "tabular"), sorted."""
+        return [name for name in self if modality in self._entries[name].modalities]
+
+    def check_modality(self, name: str, modality: str) -> None:
+        """ConfigError unless entry ``name`` applies to ``modality``, naming those that do."""
+        if modality not in self.entry(name).modalities:
+            data = "tabular rows" if modality == "tabular" else "images"
+            raise ConfigError(f"{self.kind} '{name}' does not apply to {data}; use one of "
+                              f"{', '.join(self.for_modality(modality))}")
 
     def unknown_message(self, name: str) -> str:
         """"unknown explainer 'partion' — did you mean 'partition'?" style message."""
@@ -162,6 +185,28 @@ class Registry:
 #: spec from the config's ``maskers``), ``background`` (``n_background`` training images),
 #: ``seed`` (derived from the cell's key unless the config's params set it)
 EXPLAINER_INPUTS = ("masker", "background", "seed")
+
+#: the kinds of data: images (H, W, C), or tabular rows of F features travelling as (1, F, 1)
+#: images (:attr:`xaibench.backend.ImageSpec.is_tabular`)
+MODALITIES = ("image", "tabular")
+
+
+def modality(tabular: bool) -> str:
+    """"tabular" or "image"."""
+    return "tabular" if tabular else "image"
+
+
+def cell_inputs(explainer: str, masker: str | None) -> frozenset[str]:
+    """What the runner supplies to a cell: the inputs its explainer consumes and those its
+    masker spec's entry consumes (a tabular masker draws hidden features from background
+    rows)."""
+    from xaibench.explain.maskers import parse_masker_spec
+
+    consumes = explainers.entry(explainer).consumes
+    if masker is not None:
+        consumes = consumes | maskers.entry(parse_masker_spec(masker)[0]).consumes
+    return consumes
+
 
 #: what an explainer may require of a model (a zoo architecture declares when it has them)
 #: -> (what it means, what to do without it)
@@ -211,6 +256,8 @@ models.register("mlp", "backends.zoo.architectures:MLP",
                 description="flatten, dense 128 ReLU, dense 10")
 models.register("random_forest", "backends.zoo.architectures:RANDOM_FOREST",
                 description="scikit-learn random forest (n_estimators trees, max_depth)")
+models.register("tabular_mlp", "backends.zoo.architectures:TABULAR_MLP",
+                description="tabular rows: 5 x dense 10 ReLU, dense n_outputs (course MLP)")
 models.register("vgg16_transfer", "backends.zoo.architectures:VGG16_TRANSFER",
                 description="frozen VGG16 features + new dense softmax head")
 
@@ -224,6 +271,10 @@ datasets.register("image_folder", "xaibench.data.image_folder:load",
                   description="class-per-subfolder image directory (PNG/JPEG)")
 datasets.register("synthetic", "xaibench.data.synthetic:load",
                   description="pattern-at-random-position images with ground-truth masks")
+datasets.register("diabetes", "xaibench.data.diabetes:load",
+                  description="scikit-learn's diabetes table: 10 features, regression")
+datasets.register("breast_cancer", "xaibench.data.breast_cancer:load",
+                  description="scikit-learn's breast-cancer table: 30 features, 2 classes")
 
 _SEED = Minimum(0)
 explainers.register("deep", "xaibench.explain.native:deep",
@@ -239,7 +290,8 @@ explainers.register("tree", "xaibench.explain.native:tree",
 explainers.register("partition", "xaibench.explain.partition:partition",
                     description="shap PartitionExplainer over backend.predict",
                     minimums={"max_evals": Minimum(2), "batch_size": Minimum(1), "seed": _SEED},
-                    consumes=("masker", "seed"), default_masker="blur(8,8)", budget="max_evals")
+                    consumes=("masker", "seed"), default_masker="blur(8,8)", budget="max_evals",
+                    needs_feature_tree=True)
 explainers.register("permutation", "xaibench.explain.permutation:permutation",
                     description="shap PermutationExplainer over backend.predict",
                     minimums={"max_evals": Minimum(1, per_feature=2), "batch_size": Minimum(1),
@@ -250,27 +302,41 @@ explainers.register("random", "xaibench.explain.baselines:random",
                     minimums={"seed": _SEED}, consumes=("seed",), additive=False)
 explainers.register("edge", "xaibench.explain.baselines:edge",
                     description="baseline: Sobel edge magnitude of the image (no model)",
-                    additive=False)
+                    additive=False, modalities=("image",))
 explainers.register("cam", "xaibench.explain.native:cam",
                     description="class activation map (conv -> global average pool -> dense)",
-                    native=True, additive=False, requires=("global_pooling",))
+                    native=True, additive=False, requires=("global_pooling",),
+                    modalities=("image",))
 explainers.register("gradcam", "xaibench.explain.native:gradcam",
                     description="Grad-CAM at a convolution layer (last by default)",
-                    native=True, additive=False)
+                    native=True, additive=False, modalities=("image",))
 explainers.register("gradcam_pp", "xaibench.explain.native:gradcam_pp",
                     description="Grad-CAM++ at a convolution layer (last by default)",
-                    native=True, additive=False)
+                    native=True, additive=False, modalities=("image",))
 
+_IMAGE = ("image",)
 maskers.register("inpaint_telea", "xaibench.explain.maskers:inpaint_telea",
-                 description="OpenCV Telea inpainting of masked pixels")
+                 description="OpenCV Telea inpainting of masked pixels", modalities=_IMAGE)
 maskers.register("inpaint_ns", "xaibench.explain.maskers:inpaint_ns",
-                 description="OpenCV Navier-Stokes inpainting of masked pixels")
+                 description="OpenCV Navier-Stokes inpainting of masked pixels",
+                 modalities=_IMAGE)
 maskers.register("blur", "xaibench.explain.maskers:blur",
-                 description="masked pixels replaced by a box blur of the image, blur(kx,ky)")
+                 description="masked pixels replaced by a box blur of the image, blur(kx,ky)",
+                 modalities=_IMAGE)
 maskers.register("constant", "xaibench.explain.maskers:constant",
                  description="masked pixels set to a constant value, constant(v)")
 maskers.register("noisy_linear", "xaibench.explain.maskers:noisy_linear",
-                 description="ROAD noisy linear imputation: neighbour mean (1/6, 1/12) + noise")
+                 description="ROAD noisy linear imputation: neighbour mean (1/6, 1/12) + noise",
+                 modalities=_IMAGE)
+_TABULAR = ("tabular",)
+maskers.register("independent", "xaibench.explain.maskers:independent",
+                 description="tabular: hidden features drawn from background rows, each "
+                             "independently (shap.maskers.Independent)",
+                 modalities=_TABULAR, consumes=("background",), feature_tree=False)
+maskers.register("partition", "xaibench.explain.maskers:partition",
+                 description="tabular: background rows with shap's correlation clustering "
+                             "of the features (shap.maskers.Partition)",
+                 modalities=_TABULAR, consumes=("background",))
 
 metrics.register("additivity", "xaibench.metrics.additivity:AdditivityGap",
                  description="|sum(phi) - (f(x) - base)| per image and output")

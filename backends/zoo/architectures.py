@@ -61,6 +61,20 @@ def check_fmnist_cnn_head(head: str) -> None:
 MLP = Architecture("mlp", ("torch", "keras", "flax"),
                    "flatten -> dense 128 -> ReLU -> dense n_classes (logits)",
                    {"hidden": Param(int, 128)})
+TABULAR_MLP = Architecture(
+    "tabular_mlp", ("torch", "keras", "flax"),
+    "flatten -> depth x (dense width -> ReLU) -> dense n_outputs: the course's Keras MLP for "
+    "tabular rows (5 x Dense(10, relu) -> Dense(1))",
+    {"width": Param(int, 10), "depth": Param(int, 5)})
+
+
+def check_tabular_mlp(width: int, depth: int) -> None:
+    """Raise ConfigError unless ``width`` and ``depth`` are positive integers."""
+    for name, value in (("width", width), ("depth", depth)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"tabular_mlp {name} must be a positive integer, got {value!r}")
+
+
 VGG16_TRANSFER = Architecture(
     "vgg16_transfer", ("keras",),
     "frozen keras.applications.VGG16 features + global pooling + dense softmax head",

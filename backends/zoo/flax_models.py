@@ -11,7 +11,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from backends.zoo.architectures import check_fmnist_cnn_head, cifar_convnet_widths
+from backends.zoo.architectures import (check_fmnist_cnn_head, check_tabular_mlp,
+                                        cifar_convnet_widths)
 from xaibench.backend import ImageSpec
 
 
@@ -41,6 +42,22 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x = nn.relu(nn.Dense(self.hidden, name="dense1")(x.reshape((x.shape[0], -1))))
         return nn.Dense(self.n_classes, name="dense2")(x)
+
+
+class TabularMLP(nn.Module):
+    """flatten -> ``depth`` x (dense ``width`` -> ReLU) -> dense n_outputs (``dense1`` ...,
+    ``head``)."""
+
+    n_outputs: int
+    width: int = 10
+    depth: int = 5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.reshape((x.shape[0], -1))
+        for i in range(1, self.depth + 1):
+            x = nn.relu(nn.Dense(self.width, name=f"dense{i}")(x))
+        return nn.Dense(self.n_outputs, name="head")(x)
 
 
 _XAVIER = nn.initializers.xavier_uniform()
@@ -86,5 +103,12 @@ def mlp(spec: ImageSpec, *, hidden: int = 128) -> nn.Module:
     return MLP(spec.n_classes, hidden)
 
 
+def tabular_mlp(spec: ImageSpec, *, width: int = 10, depth: int = 5) -> nn.Module:
+    """``depth`` hidden dense layers of ``width`` units with ReLU, then a dense output layer."""
+    check_tabular_mlp(width, depth)
+    return TabularMLP(spec.n_classes, width, depth)
+
+
 #: the architectures this module builds, by zoo name
-BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "cifar_convnet": cifar_convnet}
+BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "cifar_convnet": cifar_convnet,
+            "tabular_mlp": tabular_mlp}

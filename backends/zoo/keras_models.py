@@ -14,7 +14,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from backends.zoo.architectures import check_fmnist_cnn_head, cifar_convnet_widths
+from backends.zoo.architectures import (check_fmnist_cnn_head, check_tabular_mlp,
+                                        cifar_convnet_widths)
 from xaibench.backend import ImageSpec
 from xaibench.errors import ConfigError
 
@@ -43,6 +44,17 @@ def mlp(spec: ImageSpec, *, hidden: int = 128) -> keras.Model:
     x = layers.Flatten(name="flatten")(inputs)
     x = layers.ReLU(name="relu")(layers.Dense(hidden, name="dense1")(x))
     return keras.Model(inputs, layers.Dense(spec.n_classes, name="dense2")(x), name="mlp")
+
+
+def tabular_mlp(spec: ImageSpec, *, width: int = 10, depth: int = 5) -> keras.Model:
+    """flatten -> ``depth`` x (dense ``width`` -> ReLU) -> dense n_outputs (``dense1`` ...,
+    ``relu1`` ..., ``head``)."""
+    check_tabular_mlp(width, depth)
+    inputs = keras.Input(spec.shape, name="row")
+    x = layers.Flatten(name="flatten")(inputs)
+    for i in range(1, depth + 1):
+        x = layers.ReLU(name=f"relu{i}")(layers.Dense(width, name=f"dense{i}")(x))
+    return keras.Model(inputs, layers.Dense(spec.n_classes, name="head")(x), name="tabular_mlp")
 
 
 def cifar_convnet(spec: ImageSpec, *, width: int = 8) -> keras.Model:
@@ -132,4 +144,4 @@ def vgg16_transfer(spec: ImageSpec, *, weights: str | Path = "imagenet", input_s
 
 #: the architectures this module builds, by zoo name
 BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "vgg16_transfer": vgg16_transfer,
-            "cifar_convnet": cifar_convnet}
+            "cifar_convnet": cifar_convnet, "tabular_mlp": tabular_mlp}

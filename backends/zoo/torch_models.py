@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from backends.zoo.architectures import check_fmnist_cnn_head, cifar_convnet_widths
+from backends.zoo.architectures import (check_fmnist_cnn_head, check_tabular_mlp,
+                                        cifar_convnet_widths)
 from xaibench.backend import ImageSpec
 
 
@@ -62,6 +63,27 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dense2(self.relu(self.dense1(_flatten_channels_last(x))))
+
+
+class TabularMLP(nn.Module):
+    """flatten -> ``depth`` x (dense ``width`` -> ReLU) -> dense n_outputs; layers ``dense1``
+    ... ``dense<depth>`` with ``relu1`` ..., then ``head``."""
+
+    def __init__(self, spec: ImageSpec, width: int = 10, depth: int = 5) -> None:
+        super().__init__()
+        check_tabular_mlp(width, depth)
+        self.depth = depth
+        h, w, c = spec.shape
+        for i, n_in in enumerate([h * w * c] + [width] * (depth - 1), start=1):
+            self.add_module(f"dense{i}", nn.Linear(n_in, width))
+            self.add_module(f"relu{i}", nn.ReLU())
+        self.head = nn.Linear(width, spec.n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _flatten_channels_last(x)
+        for i in range(1, self.depth + 1):
+            x = getattr(self, f"relu{i}")(getattr(self, f"dense{i}")(x))
+        return self.head(x)
 
 
 class CifarConvNet(nn.Module):
@@ -127,6 +149,11 @@ def mlp(spec: ImageSpec, *, hidden: int = 128) -> nn.Module:
     return MLP(spec, hidden=hidden)
 
 
+def tabular_mlp(spec: ImageSpec, *, width: int = 10, depth: int = 5) -> nn.Module:
+    """``depth`` hidden dense layers of ``width`` units with ReLU, then a dense output layer."""
+    return TabularMLP(spec, width=width, depth=depth)
+
+
 #: the architectures this module builds, by zoo name
 BUILDERS = {"fmnist_cnn": fmnist_cnn, "mlp": mlp, "cifar_convnet": cifar_convnet,
-            "cifar_convnet_functional": cifar_convnet_functional}
+            "cifar_convnet_functional": cifar_convnet_functional, "tabular_mlp": tabular_mlp}

@@ -104,11 +104,11 @@ def obtain_model(model: ModelPlan, dataset: Dataset, *, cache_dir: Path | None =
                           CheckpointWarning, stacklevel=2)
             checkpoint = None
     scores = backend.predict(dataset.x_test)
-    evaluation = evaluate(dataset.y_test, scores, dataset.class_names)
+    evaluation = _evaluate(dataset, scores)
     record = ModelRecord(
         model_key=model.key, backend=model.backend, architecture=model.architecture,
         dataset=model.dataset, train_params={**model.train, "n_train": len(x)},
-        seed=model.seed, accuracy=evaluation["accuracy"],
+        seed=model.seed, accuracy=evaluation.get("accuracy", float("nan")),
         train_seconds=train_seconds,
         evaluation={**evaluation, "params": model.params, "history": history,
                     "from_cache": cached is not None},
@@ -128,11 +128,11 @@ def load_user_model(model: ModelPlan, dataset: Dataset) -> ObtainedModel:
         layout=user["layout"], value_range=tuple(user["value_range"]),
         base_dir=user["base_dir"])
     scores = backend.predict(dataset.x_test)
-    evaluation = evaluate(dataset.y_test, scores, names)
+    evaluation = _evaluate(dataset, scores, names)
     record = ModelRecord(
         model_key=model.key, backend=model.backend, architecture=model.architecture,
         dataset=model.dataset, train_params={"user_model": Path(user["weights"]).name},
-        seed=model.seed, accuracy=evaluation["accuracy"], train_seconds=0.0,
+        seed=model.seed, accuracy=evaluation.get("accuracy", float("nan")), train_seconds=0.0,
         evaluation={**evaluation, "user_model": True, "params": model.params,
                     "weights": user["weights"], "weights_sha256": user["sha256"],
                     "model": user["model"],
@@ -157,24 +157,41 @@ def copy_model(model: ModelPlan, source: ObtainedModel, dataset: Dataset) -> Obt
             f"{source.record.architecture} does not reproduce its test scores: max |difference| "
             f"{gap:.3g} > {tolerance:.3g} (do the two implementations of "
             f"'{model.architecture}' differ?)")
-    evaluation = evaluate(dataset.y_test, scores, dataset.class_names)
+    evaluation = _evaluate(dataset, scores)
     record = ModelRecord(
         model_key=model.key, backend=model.backend, architecture=model.architecture,
         dataset=model.dataset, train_params={"weights_from": model.weights_from},
-        seed=model.seed, accuracy=evaluation["accuracy"], train_seconds=0.0,
+        seed=model.seed, accuracy=evaluation.get("accuracy", float("nan")), train_seconds=0.0,
         evaluation={**evaluation, "params": model.params, "weights_from": model.weights_from,
                     "copy_max_abs_diff": gap, "from_cache": False})
     return ObtainedModel(backend, record, scores, from_cache=False)
 
 
-def evaluate(labels: np.ndarray, scores: np.ndarray,
-             class_names: tuple[str, ...]) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix (rows: true class)."""
+def evaluate(labels: np.ndarray, scores: np.ndarray, class_names: tuple[str, ...], *,
+             task: str = "classification",
+             target_scale: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The model's test evaluation for its ``task``, with the ``task`` itself.
+
+    Classification: accuracy, per-class precision/recall/F1 and the confusion matrix (rows:
+    true class). Regression (one output): R² (``r2``, 1 - SSE / SST about the test mean),
+    ``rmse`` and, with the dataset's ``target_scale`` (mean, std; kept as ``target_scale``),
+    ``rmse_original`` in the target's original units. :func:`~xaibench.experiment.store.headline_score` picks the
+    score the model tables show.
+    """
+    if task == "regression":
+        residual = scores[:, 0].astype(np.float64) - labels
+        rmse = float(np.sqrt(np.mean(residual ** 2))) if len(labels) else float("nan")
+        spread = float(np.var(labels)) if len(labels) else 0.0
+        return {"task": task, "n_test": int(len(labels)), "rmse": rmse,
+                "r2": 1.0 - rmse ** 2 / spread if spread > 0 else float("nan"),
+                **({"rmse_original": rmse * target_scale[1],
+                    "target_scale": list(target_scale)} if target_scale else {})}
     from sklearn.metrics import classification_report, confusion_matrix
 
     predictions = scores.argmax(axis=1)
     classes = list(range(len(class_names)))
     return {
+        "task": task,
         "accuracy": float(np.mean(predictions == labels)) if len(labels) else float("nan"),
         "n_test": int(len(labels)),
         "per_class": classification_report(labels, predictions, labels=classes,
@@ -182,6 +199,13 @@ def evaluate(labels: np.ndarray, scores: np.ndarray,
                                            zero_division=0),
         "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(),
     }
+
+
+def _evaluate(dataset: Dataset, scores: np.ndarray,
+              class_names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """:func:`evaluate` on ``dataset``'s test split (its class names unless given)."""
+    return evaluate(dataset.y_test, scores, class_names or dataset.class_names,
+                    task=dataset.task, target_scale=dataset.target_scale)
 
 
 def _build(model: ModelPlan, dataset: Dataset) -> Backend:

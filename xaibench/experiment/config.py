@@ -17,7 +17,8 @@ Schema (keys marked *required* must be present; every other key shows its defaul
                                           # by the metrics consuming one (deletion_auc,
                                           # insertion_auc, abpc); a masker spec, "mean" or
                                           # "zero" (default: blur scaled to the image, Telea
-                                          # inpainting and the image mean)
+                                          # inpainting and the image mean; tabular rows:
+                                          # "zero", each standardised feature's training mean)
 
     [dataset]                             # required
     name = "fashion_mnist"                # required: dataset registry name
@@ -92,7 +93,10 @@ What is checked, and how, without importing a deep-learning framework:
   ``seed`` gets one derived from its cell key unless ``params`` sets it;
 - the dataset is described by the ``describe(**params)`` next to its loader
   (:class:`xaibench.data.base.DatasetInfo`: image shape, classes, masks, split sizes) without
-  reading an image: both splits must be non-empty and hold at least 2 classes; ``targets``
+  reading an image: both splits must be non-empty and a classification dataset hold at
+  least 2 classes; tabular datasets take only the explainers, maskers and rulers whose
+  registry entries apply to tabular rows (``modalities``), and images only those for images;
+  ``targets``
   may not exceed the classes; metrics consuming ``masks`` need a dataset that has them;
 - explainer params are at least the :class:`xaibench.registry.Minimum` their registry entry
   declares (e.g. permutation's ``max_evals >= 2*M+1``, M = H*W*C of the dataset's images),
@@ -384,7 +388,16 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
                               f"(metrics: {', '.join(metrics)})")
         _metric(metric, _value(metric_params, metric, "[metric_params]", dict))
     dataset, info = _dataset(_value(data, "dataset", "the top level", dict))
-    evaluation = _evaluation(_value(data, "evaluation", "the top level", dict, {}), info.shape)
+    evaluation = _evaluation(_value(data, "evaluation", "the top level", dict, {}), info)
+    images = _images(_value(data, "images", "the top level", dict, {}))
+    if info.is_tabular:
+        _check_tabular_replacements(metrics, metric_params)
+    if info.task == "regression":
+        _check_single_output(metrics, metric_params, dataset.name)
+        if images.correct or images.wrong:
+            raise ConfigError(f"[images]: dataset '{dataset.name}' is a regression, whose "
+                              f"predictions are not right or wrong; explain the first rows "
+                              f"(first = N) and remove correct / wrong")
     if not info.has_masks:
         needing = [m for m in metrics if "masks" in registry.metrics.get(m).consumes]
         if needing:
@@ -405,12 +418,46 @@ def _experiment(data: dict[str, Any], text: str, base_dir: Path) -> ExperimentCo
         metrics=metrics,
         metric_params=metric_params,
         dataset=dataset,
-        images=_images(_value(data, "images", "the top level", dict, {})),
+        images=images,
         evaluation=evaluation,
         models=models,
         explainers=explainers,
         source=text,
     )
+
+
+def _check_tabular_replacements(metrics: tuple[str, ...],
+                                metric_params: dict[str, Any]) -> None:
+    """ConfigError for a metric (not scored per ruler) whose replacement of removed features
+    does not apply to tabular rows: the cell's masker ("masker", a tabular masker draws from
+    background rows and fills no single row) or an image fill."""
+    from xaibench.metrics._replacement import ruler_names
+
+    allowed = ruler_names(tabular=True)
+    for name in metrics:
+        metric_class = registry.metrics.get(name)
+        if "ruler" in metric_class.consumes:
+            continue
+        metric = metric_class(**metric_params.get(name, {}))
+        replacement = getattr(metric, "replacement", None)
+        if replacement is not None and str(replacement).partition("(")[0] not in allowed:
+            raise ConfigError(f"[metric_params] {name}: replacement {replacement!r} does not "
+                              f"apply to tabular rows; set {name} = {{ replacement = \"zero\" "
+                              f"}} (one of {', '.join(allowed)})")
+
+
+def _check_single_output(metrics: tuple[str, ...], metric_params: dict[str, Any],
+                         dataset: str) -> None:
+    """ConfigError for a metric that would score class probabilities (or normalise by the
+    spread over outputs) on a regression dataset, whose models have one output."""
+    for name in metrics:
+        metric = registry.metrics.get(name)(**metric_params.get(name, {}))
+        if getattr(metric, "space", None) == "probability" or (
+                getattr(metric, "space", None) == "score" and getattr(metric, "normalise", False)):
+            raise ConfigError(
+                f"[metric_params] {name}: dataset '{dataset}' is a regression (one output), "
+                f"which has no class probabilities nor spread over outputs; set {name} = "
+                f"{{ space = \"score\", normalise = false }} (raw scores)")
 
 
 def _metric(name: str, params: dict[str, Any]) -> None:
@@ -429,15 +476,17 @@ def _metric(name: str, params: dict[str, Any]) -> None:
                           f"in [evaluation] rulers instead")
 
 
-def _evaluation(table: dict[str, Any], image_shape: tuple[int, int, int]) -> EvaluationConfig:
-    """The rulers of ``[evaluation]`` in canonical form (default: :func:`default_rulers`)."""
+def _evaluation(table: dict[str, Any], info: DatasetInfo) -> EvaluationConfig:
+    """The rulers of ``[evaluation]`` in canonical form (default: :func:`default_rulers`),
+    each one that applies to the dataset's images or tabular rows (:func:`ruler_names`)."""
     from xaibench.explain.maskers import parse_masker_spec
-    from xaibench.metrics._replacement import CONSTANT_FILLS, default_rulers
+    from xaibench.metrics._replacement import CONSTANT_FILLS, default_rulers, ruler_names
 
+    image_shape = info.shape
     _check_keys(table, _EVALUATION_KEYS, "[evaluation]")
     rulers = _value(table, "rulers", "[evaluation]", list, None)
     if rulers is None:
-        return EvaluationConfig(default_rulers(image_shape))
+        return EvaluationConfig(default_rulers(image_shape, tabular=info.is_tabular))
     if not rulers:
         raise ConfigError("[evaluation] 'rulers' is empty; list at least one, e.g. "
                           "rulers = [\"blur(8,8)\", \"inpaint_telea\", \"mean\"]")
@@ -454,6 +503,11 @@ def _evaluation(table: dict[str, Any], image_shape: tuple[int, int, int]) -> Eva
             raise ConfigError(f"[evaluation] rulers: unknown ruler {name!r}"
                               f"{registry.did_you_mean(name, known)}; a ruler is one of "
                               f"{', '.join(known)} (maskers with arguments, e.g. 'blur(8,8)')")
+        allowed = ruler_names(info.is_tabular)
+        if name not in allowed:
+            data = "tabular rows" if info.is_tabular else "images"
+            raise ConfigError(f"[evaluation] rulers: {name!r} does not apply to {data}; use "
+                              f"one of {', '.join(allowed)}")
         canonical.append(ruler if ruler in CONSTANT_FILLS
                          else _masker_spec(ruler, "[evaluation] rulers", image_shape))
     if len(set(canonical)) != len(canonical):
@@ -480,7 +534,7 @@ def _dataset(table: dict[str, Any]) -> tuple[DatasetConfig, DatasetInfo]:
             raise ConfigError(f"{where}: dataset '{name}' has no {split} image with params "
                               f"{settings}; give the {split} split at least one "
                               f"(n_{split} >= 1)")
-    if info.n_classes < 2:
+    if info.task == "classification" and info.n_classes < 2:
         raise ConfigError(f"{where}: dataset '{name}' has {info.n_classes} class with params "
                           f"{settings}; a classifier needs at least 2 classes")
     n_train = _count(table, "n_train", where, None, minimum=1)
@@ -673,6 +727,10 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
     _lookup(registry.explainers, name, where)
     where = f"{where} ({name})"
     entry = registry.explainers.entry(name)
+    try:
+        registry.explainers.check_modality(name, registry.modality(info.is_tabular))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     params = _value(table, "params", where, dict, {})
     for key in RUNNER_SUPPLIED:
         if key in params:
@@ -706,6 +764,8 @@ def _explainer(table: dict[str, Any], where: str, dataset: str,
             raise ConfigError(f"{where}: explainer '{name}' has no default masker; "
                               f"set 'maskers'")
         maskers = [entry.default_masker]
+    for spec in maskers:
+        _check_masker_fits(spec, entry, where, info)
     specs = tuple(_masker_spec(spec, where, info.shape) for spec in maskers)
     if "masker" in entry.consumes and not specs:
         raise ConfigError(f"{where}: 'maskers' is empty; list at least one masker spec")
@@ -749,13 +809,16 @@ def _sweep(table: dict[str, Any], key: str, where: str, params: dict[str, Any],
 
 def _check_patch(name: str, patch: Any, where: str, info: DatasetInfo) -> None:
     """ConfigError unless explainer ``name`` masks features (only those group them into
-    superpixels) and ``patch`` fits the dataset's images."""
+    superpixels), the dataset has images (not tabular rows) and ``patch`` fits them."""
     from xaibench.explain.maskers import check_patch
 
     if "masker" not in registry.explainers.entry(name).consumes:
         raise ConfigError(f"{where}: explainer '{name}' does not mask features, so it takes no "
                           f"patch; superpixel grouping applies to: "
                           f"{', '.join(_masker_explainers())}")
+    if info.is_tabular:
+        raise ConfigError(f"{where}: patch groups neighbouring pixels into superpixels, but the "
+                          f"dataset has tabular rows of {info.shape[1]} features; remove patch")
     try:
         check_patch(patch, info.shape)
     except ConfigError as exc:
@@ -869,6 +932,25 @@ def _masker_spec(spec: Any, where: str, image_shape: tuple[int, int, int]) -> st
         raise ConfigError(f"{where}: {exc}") from None
     arguments = [*map(str, args), *(f"{key}={value}" for key, value in kwargs.items())]
     return f"{name}({','.join(arguments)})" if arguments else name
+
+
+def _check_masker_fits(spec: str, explainer: registry.Entry, where: str,
+                       info: DatasetInfo) -> None:
+    """ConfigError unless the masker of ``spec`` applies to the dataset's images or tabular
+    rows and has the partition tree ``explainer`` may need."""
+    from xaibench.explain.maskers import check_masker_modality, parse_masker_spec
+
+    try:
+        check_masker_modality(spec, info.is_tabular)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    masker = registry.maskers.entry(parse_masker_spec(spec)[0])
+    if explainer.needs_feature_tree and not masker.feature_tree:
+        with_tree = [name for name in registry.maskers.for_modality(
+            registry.modality(info.is_tabular)) if registry.maskers.entry(name).feature_tree]
+        raise ConfigError(f"{where}: explainer '{explainer.name}' needs a masker with a "
+                          f"partition tree over the features, which '{masker.name}' has not; "
+                          f"use one of {', '.join(with_tree)}")
 
 
 def _budget_explainers() -> list[str]:

@@ -48,7 +48,8 @@ from xaibench.errors import ConfigError, MissingFrameworkError, XaibenchError
 from xaibench.experiment.checkpoints import (ObtainedModel, checkpoint_path, copy_model,
                                              obtain_model)
 from xaibench.experiment.plan import Cell, ModelPlan, Plan
-from xaibench.experiment.store import CellRecord, MetricRow, ModelRecord, Store
+from xaibench.experiment.store import (CellRecord, MetricRow, ModelRecord, Store,
+                                       headline_score)
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -353,7 +354,8 @@ class _Driver:
             self.store.put_model(outcome.record)
             how = ("cached checkpoint" if outcome.from_cache
                    else f"trained in {outcome.record.train_seconds:.1f} s")
-            self.bar.write(f"model {model.label}: test accuracy {outcome.record.accuracy:.3f} "
+            score, value = headline_score(outcome.record.evaluation)
+            self.bar.write(f"model {model.label}: test {score} {value:.3f} "
                            f"({how}, on {outcome.worker})")
         from xaibench.experiment.runner import select_images
 

@@ -148,8 +148,8 @@ def make_plan(config: ExperimentConfig, data_fingerprint: str | None = None) -> 
         for number, explainer in enumerate(config.explainers, 1):
             if not explainer.applies_to(model.backend):
                 continue
-            consumes = registry.explainers.entry(explainer.name).consumes
             for masker, variant in product(explainer.maskers or (None,), explainer.variants()):
+                consumes = registry.cell_inputs(explainer.name, masker)
                 identity = {"model": model.key, "images": asdict(config.images),
                             "explainer": explainer.name, "masker": masker,
                             "targets": explainer.targets, "params": variant,

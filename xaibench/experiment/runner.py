@@ -52,7 +52,7 @@ from xaibench.experiment.config import ExperimentConfig, ImagesConfig
 from xaibench.experiment.executors import DaskExecutor, LocalExecutor, time_limit
 from xaibench.experiment.plan import Cell, ModelPlan, Plan, data_fingerprint, make_plan
 from xaibench.experiment.store import (CellRecord, MetricRow, Store, check_writable, discard,
-                                       locked)
+                                       headline_score, locked)
 from xaibench.metrics.base import MetricContext
 
 #: distributions whose versions are recorded with the results (when installed)
@@ -294,7 +294,8 @@ def _run_model(model: ModelPlan, cells: list[Cell], config: ExperimentConfig, da
     else:
         how = (" (cached checkpoint)" if obtained.from_cache
                else f", trained in {obtained.record.train_seconds:.1f} s")
-    bar.write(f"model {model.label}: test accuracy {obtained.record.accuracy:.3f}{how}")
+    score, value = headline_score(obtained.record.evaluation)
+    bar.write(f"model {model.label}: test {score} {value:.3f}{how}")
     image_ids = select_images(config.images, dataset.y_test, selecting_scores.argmax(axis=1))
     requested = config.images.first + config.images.correct + config.images.wrong
     if len(image_ids) < requested:
@@ -349,9 +350,13 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
 
 def explain_params(cell: Cell, background: np.ndarray) -> dict[str, Any]:
     """The cell's explainer params plus the runner's inputs its explainer consumes: the
-    cell's masker, the background images."""
+    cell's masker (a tabular one built over the background rows,
+    :func:`~xaibench.explain.maskers.masker_for`), the background images."""
+    from xaibench.explain.maskers import masker_for
+
     consumes = registry.explainers.entry(cell.explainer).consumes
-    supplied = {"masker": cell.masker, "background": background}
+    supplied = {"masker": cell.masker and masker_for(cell.masker, background),
+                "background": background}
     return {**cell.params, **{key: value for key, value in supplied.items() if key in consumes}}
 
 

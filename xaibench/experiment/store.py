@@ -63,9 +63,23 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 
+#: the headline test score of a model, by task (the key of its evaluation the tables show)
+HEADLINE_SCORES = {"classification": "accuracy", "regression": "r2"}
+
+
+def headline_score(evaluation: dict[str, Any]) -> tuple[str, float]:
+    """(name, value) of the headline test score in a model's ``evaluation``: accuracy for a
+    classifier, R² for a regression model (evaluations without a task are classifiers')."""
+    name = HEADLINE_SCORES[evaluation.get("task", "classification")]
+    value = evaluation.get(name)
+    return name, float("nan") if value is None else float(value)
+
+
 @dataclass(frozen=True)
 class ModelRecord:
-    """A trained (or loaded) model and its evaluation on the test split."""
+    """A trained (or loaded) model and its evaluation on the test split; ``accuracy`` is NaN
+    (NULL in the store) for a regression model, whose R² is in its evaluation
+    (:func:`headline_score`)."""
 
     model_key: str
     backend: str

@@ -37,18 +37,23 @@ def check_output_indices(x: np.ndarray, output_indices: np.ndarray) -> np.ndarra
     return idx
 
 
+#: marks an attribute a masker does not have (read without running its properties)
+_ABSENT = object()
+
 def resolve_masker(masker: Any, image_shape: tuple[int, int, int],
                    patch: int | None = None) -> Any:
     """A masker spec string built with :func:`~xaibench.explain.maskers.make_masker`;
-    an already built shap masker object is used as it is (programmatic use, tests). With
-    ``patch`` it is wrapped to switch square ``patch`` x ``patch`` superpixels instead of
-    pixel-channels (:class:`~xaibench.explain._image_maskers.GroupedMasker`)."""
+    an already built shap masker object is used as it is (programmatic use, tests, and
+    tabular maskers, built over background rows by :func:`~xaibench.explain.maskers.
+    masker_for`). With ``patch`` it is wrapped to switch square ``patch`` x ``patch``
+    superpixels instead of pixel-channels
+    (:class:`~xaibench.explain._image_maskers.GroupedMasker`)."""
     from xaibench.explain.maskers import make_masker
 
     if isinstance(masker, str):
         built = make_masker(masker, image_shape)
     elif callable(masker) and hasattr(masker, "shape") and \
-            inspect.getattr_static(masker, "clustering", None) is not None:  # not built here
+            inspect.getattr_static(masker, "clustering", _ABSENT) is not _ABSENT:  # not built
         n_features = int(np.prod(image_shape))
         if not callable(masker.shape) and int(masker.shape[1]) != n_features:
             raise ConfigError(f"the masker has {masker.shape[1]} features but images of shape "
@@ -85,6 +90,14 @@ def image_values(masker: Any, values: Any, image_shape: tuple[int, int, int]) ->
     if isinstance(masker, GroupedMasker):
         return masker.spread(values)
     return np.asarray(values).reshape(*image_shape, -1)
+
+
+def masker_input(masker: Any, x: np.ndarray) -> np.ndarray:
+    """``x`` as ``masker`` takes it: rows (N, F) for shap's tabular maskers (they check the
+    data against their background's row shape), the NHWC images otherwise."""
+    import shap
+
+    return x.reshape(len(x), -1) if isinstance(masker, shap.maskers._tabular.Tabular) else x
 
 
 def model_function(backend: Backend, fill: Callable[[np.ndarray], np.ndarray] | None = None

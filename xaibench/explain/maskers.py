@@ -9,6 +9,18 @@ switch features on and off. Maskers are named by spec strings::
     "blur(kx,ky)"            box blur with a kx (width) by ky (height) kernel, e.g. "blur(8,8)"
     "noisy_linear"           ROAD's noisy linear imputation (optionally "noisy_linear(noise, seed)")
 
+Tabular rows (1, F, 1) take the tabular maskers, which draw hidden features from background
+rows: the runner builds them over ``n_background`` training rows (:func:`masker_for`) and
+hands the explainers the built masker; in code, ``make_masker(spec, shape, background)``::
+
+    "independent"            each hidden feature from the background rows, independently
+                             (shap.maskers.Independent; optionally "independent(max_samples)")
+    "partition"              the same, with shap's correlation clustering of the features as
+                             the partition tree (shap.maskers.Partition)
+
+and image maskers are refused for them (and tabular maskers for images) by
+:func:`check_masker_modality`, from the modalities the registry declares.
+
 Arguments may also be given by keyword (``"blur(kx=4, ky=2)"``). The name is looked up in
 :data:`xaibench.registry.maskers` (unknown names get its did-you-mean error) and the arguments
 are bound to the registered factory, ``factory(image_shape, *args, **kwargs)``.
@@ -86,6 +98,42 @@ def noisy_linear(shape: tuple[int, int, int], noise: float = DEFAULT_IMPUTATION_
     return NoisyLinearMasker(shape, float(noise), int(seed))
 
 
+def independent(shape: tuple[int, int, int], max_samples: int = 100, *,
+                background: Any = None) -> Any:
+    """Hidden features of a tabular row take their values from the ``background`` rows
+    (at most ``max_samples`` of them), each feature independently: the expected model output
+    over the background (``shap.maskers.Independent``)."""
+    import shap
+
+    return shap.maskers.Independent(_background_rows(shape, max_samples, background),
+                                    max_samples=max_samples)
+
+
+def partition(shape: tuple[int, int, int], max_samples: int = 100, *,
+              background: Any = None) -> Any:
+    """As :func:`independent`, with shap's hierarchical clustering of the features by their
+    correlation over the background rows as the partition tree (``shap.maskers.Partition``)."""
+    import shap
+
+    return shap.maskers.Partition(_background_rows(shape, max_samples, background),
+                                  max_samples=max_samples, clustering="correlation")
+
+
+def _background_rows(shape: Any, max_samples: Any, background: Any) -> Any:
+    """``background`` (B, 1, F, 1) as (B, F) float64 rows, checked against ``shape``."""
+    import numpy as np
+
+    _, n_features, _ = _check_tabular(shape, max_samples)
+    if background is None:
+        raise ConfigError("a tabular masker needs background rows: pass background=<rows "
+                          "(B, 1, F, 1)> (an experiment supplies [dataset] n_background rows)")
+    rows = np.asarray(background, dtype=np.float64)
+    if rows.ndim != 4 or rows.shape[1:] != (1, n_features, 1) or len(rows) == 0:
+        raise ConfigError(f"tabular masker background must be rows of shape (B, 1, "
+                          f"{n_features}, 1) with B >= 1; got {rows.shape}")
+    return rows.reshape(len(rows), n_features)
+
+
 def _inpaint(shape: tuple[int, int, int], method: str, radius: float) -> Any:
     shape = _check_inpaint(shape, radius)
     from xaibench.explain._image_maskers import InpaintMasker
@@ -136,10 +184,21 @@ def _check_noisy_linear(shape: Any, noise: Any, seed: Any) -> tuple[int, int, in
     return check_image_shape(shape)
 
 
+def _check_tabular(shape: Any, max_samples: Any, background: Any = None) -> tuple[int, int, int]:
+    if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+        raise ConfigError(f"tabular masker max_samples must be a positive integer, got "
+                          f"{max_samples!r}")
+    shape = check_image_shape(shape)
+    if shape[0] != 1 or shape[2] != 1:
+        raise ConfigError(f"tabular maskers take rows of shape (1, F, 1), got {shape}")
+    return shape
+
+
 #: the argument check of each factory, run by :func:`resolve_masker_spec` for an image shape
 _ARGUMENT_CHECKS: dict[Callable[..., Any], Callable[..., tuple[int, int, int]]] = {
     blur: _check_blur_fits, constant: _check_constant, inpaint_telea: _check_inpaint,
-    inpaint_ns: _check_inpaint, noisy_linear: _check_noisy_linear}
+    inpaint_ns: _check_inpaint, noisy_linear: _check_noisy_linear,
+    independent: _check_tabular, partition: _check_tabular}
 
 
 # --- spec parsing -----------------------------------------------------------------------------
@@ -207,13 +266,18 @@ def resolve_masker_spec(spec: str, image_shape: tuple[int, int, int] | None = No
 
     name, args, kwargs = parse_masker_spec(spec)
     factory = maskers.get(name)
+    supplied = sorted(set(kwargs) & maskers.entry(name).consumes)
+    if supplied:
+        raise ConfigError(f"masker spec {spec!r}: {', '.join(supplied)} is supplied by the "
+                          f"runner ([dataset] n_background rows), not in the spec")
     signature = inspect.signature(factory)
     try:
         bound = signature.bind(image_shape, *args, **kwargs)
     except TypeError as exc:
         accepted = ", ".join(p.name if p.default is inspect.Parameter.empty
                              else f"{p.name}={p.default!r}"
-                             for p in list(signature.parameters.values())[1:])
+                             for p in list(signature.parameters.values())[1:]
+                             if p.name not in maskers.entry(name).consumes)
         raise ConfigError(f"masker spec {spec!r}: {exc} — {name} takes ({accepted})") from None
     check = _ARGUMENT_CHECKS.get(factory)
     if image_shape is not None and check is not None:
@@ -225,13 +289,37 @@ def resolve_masker_spec(spec: str, image_shape: tuple[int, int, int] | None = No
     return name, factory, args, kwargs
 
 
-def make_masker(spec: str, image_shape: tuple[int, int, int]) -> Any:
+def make_masker(spec: str, image_shape: tuple[int, int, int], background: Any = None) -> Any:
     """Build the shap masker named by ``spec`` for images of ``image_shape`` (H, W, C).
 
-    ``"blur(8,8)"`` -> ``registry.maskers.get("blur")(image_shape, 8, 8)``.
+    ``"blur(8,8)"`` -> ``registry.maskers.get("blur")(image_shape, 8, 8)``; a masker whose
+    registry entry consumes a background (the tabular ones) gets ``background`` rows.
     """
-    _, factory, args, kwargs = resolve_masker_spec(spec)
+    from xaibench.registry import maskers
+
+    name, factory, args, kwargs = resolve_masker_spec(spec)
+    if "background" in maskers.entry(name).consumes:
+        kwargs = {**kwargs, "background": background}
     return factory(check_image_shape(image_shape), *args, **kwargs)
+
+
+def masker_for(spec: str, background: Any) -> Any:
+    """``spec`` as the explainers take it: the spec itself, or, for a masker whose registry
+    entry consumes background rows (the tabular ones), the masker built over ``background``
+    (B, H, W, C)."""
+    from xaibench.registry import maskers
+
+    if "background" not in maskers.entry(parse_masker_spec(spec)[0]).consumes:
+        return spec
+    return make_masker(spec, np.shape(background)[1:], background)
+
+
+def check_masker_modality(spec: str, tabular: bool) -> None:
+    """ConfigError unless the masker of ``spec`` applies to the data (tabular rows or
+    images), naming the maskers that do."""
+    from xaibench.registry import maskers, modality
+
+    maskers.check_modality(parse_masker_spec(spec)[0], modality(tabular))
 
 
 def n_features(image_shape: tuple[int, int, int], patch: int | None = None) -> int:

@@ -9,8 +9,8 @@ import numpy as np
 from xaibench.backend import Backend
 from xaibench.explain._shap_common import (check_grouping, check_output_indices,
                                            check_positive_int, check_seed, empty_result,
-                                           image_values, model_function, numpy_global_seed,
-                                           resolve_masker)
+                                           image_values, masker_input, model_function,
+                                           numpy_global_seed, resolve_masker)
 
 
 def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
@@ -71,12 +71,13 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
         return empty_result(x, idx.shape[1])
 
     values = np.zeros((*x.shape, idx.shape[1]), dtype=np.float64)
+    rows = masker_input(shap_masker, x)
     base_values = np.zeros(idx.shape, dtype=np.float64)
     with batched_fill(shap_masker) as fill:
         explainer = shap.PartitionExplainer(model_function(backend, fill), shap_masker)
         for n in range(len(x)):
             with numpy_global_seed(seed):
-                explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
+                explanation = explainer(rows[n:n + 1], max_evals=max_evals, batch_size=batch_size,
                                         outputs=idx[n], silent=True)
             values[n] = image_values(shap_masker, explanation.values[0], shape)
             base_values[n] = np.asarray(explanation.base_values).reshape(-1)

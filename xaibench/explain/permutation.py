@@ -10,8 +10,8 @@ from xaibench.backend import Backend
 from xaibench.errors import ConfigError
 from xaibench.explain._shap_common import (check_grouping, check_output_indices,
                                            check_positive_int, check_seed, empty_result,
-                                           image_values, model_function, numpy_global_seed,
-                                           resolve_masker)
+                                           image_values, masker_input, model_function,
+                                           numpy_global_seed, resolve_masker)
 from xaibench.explain.maskers import n_features as count_features, patch_grid
 
 #: refuse shapes whose (2M+1) x M boolean mask matrix (built by shap for every permutation)
@@ -102,6 +102,7 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
         return empty_result(x, idx.shape[1])
 
     values = np.zeros((*x.shape, idx.shape[1]), dtype=np.float64)
+    rows = masker_input(shap_masker, x)
     base_values = np.zeros(idx.shape, dtype=np.float64)
     with batched_fill(shap_masker) as fill:
         with numpy_global_seed(seed):
@@ -109,7 +110,7 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
                                                   seed=seed)
         for n in range(len(x)):
             with numpy_global_seed(seed):
-                explanation = explainer(x[n:n + 1], max_evals=max_evals, batch_size=batch_size,
+                explanation = explainer(rows[n:n + 1], max_evals=max_evals, batch_size=batch_size,
                                         silent=True)
             # (1, features, n_classes) and (1, n_classes): keep the requested outputs
             all_values = image_values(shap_masker, explanation.values[0], shape)

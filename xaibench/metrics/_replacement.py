@@ -25,6 +25,10 @@ Filler = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 #: replacements computed here without a masker object
 CONSTANT_FILLS = ("zero", "mean")
+#: the constant fills that apply to tabular rows: "zero" is each feature's training mean for
+#: rows standardised by the training split (the tabular loaders); "mean", the mean over one
+#: row's features, would mix unrelated quantities
+TABULAR_FILLS = ("zero",)
 #: maskers that give hidden pixels a per-image value independent of the mask
 FIXED_FILL_MASKERS = frozenset({"blur", "constant"})
 
@@ -43,11 +47,26 @@ def check_replacement(replacement: Any, *, allow_masker: bool) -> None:
     raise ConfigError(f"replacement must be {allowed}; got {replacement!r}")
 
 
-def default_rulers(shape: tuple[int, int, int]) -> tuple[str, ...]:
+def ruler_names(tabular: bool) -> list[str]:
+    """The fills and masker names that can be rulers for tabular rows or for images: the
+    maskers of that modality that need no background rows (a ruler fills one image per
+    step), and the applicable :data:`CONSTANT_FILLS`."""
+    from xaibench.registry import maskers, modality
+
+    fills = TABULAR_FILLS if tabular else CONSTANT_FILLS
+    return [*(name for name in maskers.for_modality(modality(tabular))
+              if "background" not in maskers.entry(name).consumes), *fills]
+
+
+def default_rulers(shape: tuple[int, int, int], *, tabular: bool = False) -> tuple[str, ...]:
     """The rulers of an experiment whose ``[evaluation]`` lists none, for images of ``shape``
     (H, W, C): a box blur whose kernel is to the image what 8×8 is to 28×28 (at least 1), Telea
-    inpainting, and the per-channel image mean."""
+    inpainting, and the per-channel image mean; for tabular rows "zero" (the training mean of
+    standardised features, :data:`TABULAR_FILLS`)."""
     from xaibench.explain.maskers import DEFAULT_BLUR_KERNEL
+
+    if tabular:
+        return TABULAR_FILLS
 
     height, width, _ = shape
     kernel = max(1, round(DEFAULT_BLUR_KERNEL[0] * min(height, width) / 28))

@@ -78,7 +78,7 @@ class Results:
                        ruler=("ruler", "first")))
         # stores written before additivity was declared a correctness check say "fidelity"
         scores.loc[scores["metric"] == AdditivityGap.name, "category"] = AdditivityGap.category
-        return cls(store, store.meta(), store.frame("models"), cells, scores)
+        return cls(store, store.meta(), _with_r2(store.frame("models")), cells, scores)
 
     @property
     def datasets(self) -> list[str]:
@@ -119,6 +119,18 @@ class Results:
         """Class ``index`` of ``dataset`` by name (meta "class_names"), else the index itself."""
         names = (self.meta.get("class_names") or {}).get(dataset) or []
         return str(names[index]) if 0 <= index < len(names) else str(index)
+
+
+def _with_r2(models: "pd.DataFrame") -> "pd.DataFrame":
+    """``models`` with an ``r2`` column (the test R² of regression models, read from their
+    evaluation; NaN for classifiers) when any model is a regression model."""
+    r2 = models["evaluation"].map(lambda evaluation: evaluation.get("r2", np.nan))
+    return models.assign(r2=r2.astype(float)) if r2.notna().any() else models
+
+
+def _test_scores(models: "pd.DataFrame") -> list[str]:
+    """The headline test-score columns of ``models``: accuracy, and r2 where present."""
+    return ["accuracy", *(["r2"] if "r2" in models else [])]
 
 
 def ruled(metric: str, ruler: str) -> str:
@@ -169,7 +181,8 @@ def ci95(values: np.ndarray, axis: int = 0) -> np.ndarray:
 
 # --- numeric tables ---------------------------------------------------------------------------
 def model_table(results: Results) -> "pd.DataFrame":
-    """One row per trained model: dataset, backend, architecture, seed, accuracy, train_seconds,
+    """One row per trained model: dataset, backend, architecture, seed, accuracy (and r2, the
+    test R², when a regression model is present; NaN in the other task's column), train_seconds,
     weights_from (the backend whose weights were copied in, from the training params'
     ``weights_from``: a backend name or a model key; None for a model trained itself) and
     params (the architecture's parameters as "k=v, ...", e.g. VGG16's ``weights=none``)."""
@@ -178,7 +191,8 @@ def model_table(results: Results) -> "pd.DataFrame":
     source = models["train_params"].map(lambda params: params.get("weights_from"))
     params = models["evaluation"].map(lambda evaluation: _params_text(evaluation.get("params")
                                                                       or {}))
-    columns = ["dataset", "backend", "architecture", "seed", "accuracy", "train_seconds"]
+    columns = ["dataset", "backend", "architecture", "seed", *_test_scores(models),
+               "train_seconds"]
     return (models[columns].assign(weights_from=source.map(lambda s: backend_of.get(s, s)),
                                    params=params)
             .sort_values(columns[:4], ignore_index=True))
@@ -187,16 +201,19 @@ def model_table(results: Results) -> "pd.DataFrame":
 def summary_table(results: Results) -> "pd.DataFrame":
     """One row per finished dataset x backend x architecture x explainer x masker x params.
 
-    Columns: the identity, ``cells`` (seeds pooled), ``images``, model ``accuracy`` (mean over
-    the rows' models), ``seconds_per_image``, ``evals_per_image`` and, per metric, ``<metric>_mean``
-    and ``<metric>_ci95`` over the images where it is defined (each image's score is its mean
+    Columns: the identity, ``cells`` (seeds pooled), ``images``, model ``accuracy`` (and
+    ``r2`` when a regression model is present; means over the rows' models),
+    ``seconds_per_image``, ``evals_per_image`` and, per metric, ``<metric>_mean`` and
+    ``<metric>_ci95`` over the images where it is defined (each image's score is its mean
     over explained outputs) and ``<metric>_undefined``, the number of images where it is not
     (NaN, stored as NULL).
     """
+    test_scores = _test_scores(results.models)
     done = results.cells[results.cells["status"] == "done"].merge(
-        results.models[["model_key", "accuracy"]], on="model_key", how="left")
+        results.models[["model_key", *test_scores]], on="model_key", how="left")
     table = done.groupby(IDENTITY, as_index=False).agg(
-        cells=("cell_key", "size"), images=("n_images", "sum"), accuracy=("accuracy", "mean"),
+        cells=("cell_key", "size"), images=("n_images", "sum"),
+        **{score: (score, "mean") for score in test_scores},
         wall_seconds=("wall_seconds", "sum"), model_evals=("model_evals", "sum"))
     table["seconds_per_image"] = table.pop("wall_seconds") / table["images"]
     table["evals_per_image"] = table.pop("model_evals") / table["images"]
@@ -472,15 +489,19 @@ def show_runtime(rows: "pd.DataFrame", notation: Notation) -> Shown:
 
 
 def show_models(rows: "pd.DataFrame", notation: Notation) -> Shown:
-    """One dataset's models as strings (with "weights from" where a model's were copied, and
-    "params" where a model has architecture parameters)."""
+    """One dataset's models as strings (with "weights from" where a model's were copied,
+    "params" where a model has architecture parameters, and the test accuracy or R² as the
+    models' task has)."""
     texts = ["backend", "architecture"]
     if (rows["params"] != "").any():
         texts.append("params")
     if rows["weights_from"].notna().any():
         rows = rows.assign(**{"weights from": rows["weights_from"].fillna("")})
         texts.append("weights from")
-    return show_plain(rows, texts, {"seed": ("seed", "d"), "accuracy": ("accuracy", ".3f"),
+    scores = {"accuracy": ("accuracy", ".3f")}
+    if "r2" in rows and rows["r2"].notna().any():  # regression models: R² (accuracy if mixed)
+        scores = {**({} if rows["accuracy"].isna().all() else scores), "R2": ("r2", ".3f")}
+    return show_plain(rows, texts, {"seed": ("seed", "d"), **scores,
                                     "training s": ("train_seconds", ".1f")}, notation)
 
 
