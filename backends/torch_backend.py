@@ -147,7 +147,7 @@ class TorchBackend(ClassActivationMaps, Backend):
             module.eval()
         with torch.inference_mode():
             out = module(self._to_tensor(x))
-        return out.to(torch.float32).cpu().numpy()
+        return out.to("cpu", torch.float32).numpy()
 
     def _scores(self, t: torch.Tensor) -> np.ndarray:
         """(N, K) float64 scores of an NCHW tensor, batched; not counted as evaluations."""
