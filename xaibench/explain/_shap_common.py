@@ -53,21 +53,28 @@ def resolve_masker(masker: Any, image_shape: tuple[int, int, int]) -> Any:
                       f"got {masker!r}")
 
 
-def model_function(backend: Backend, fill: Callable[[np.ndarray], np.ndarray] | None = None
-                   ) -> Callable[[np.ndarray], np.ndarray]:
+def model_function(backend: Backend, fill: Callable[[np.ndarray], np.ndarray] | None = None,
+                   batch_size: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """The model as shap sees it: masked NHWC samples -> (B, n_classes) scores.
 
     Every call goes through ``backend.predict``, so each masked sample is counted as one
     model evaluation. With ``fill`` (from :func:`~xaibench.explain._image_maskers.batched_fill`)
-    shap hands over keep masks, and ``fill`` turns the batch into masked images first.
+    shap hands over keep masks — or, from a delta-masking call, the ids of all the masks of a
+    permutation at once — and ``fill`` turns them into masked images, ``batch_size`` at a time
+    (None: all at once).
     """
     shape = backend.spec.shape
 
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return backend.predict(np.asarray(batch, dtype=np.float32).reshape((-1, *shape)))
+
     def f(batch: np.ndarray) -> np.ndarray:
-        if fill is not None:
-            batch = fill(np.asarray(batch))
-        batch = np.asarray(batch, dtype=np.float32).reshape((-1, *shape))
-        return backend.predict(batch)
+        if fill is None:
+            return predict(batch)
+        batch = np.asarray(batch)
+        step = batch_size or max(len(batch), 1)
+        parts = [predict(fill(batch[i:i + step])) for i in range(0, max(len(batch), 1), step)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     return f
 
