@@ -18,6 +18,7 @@ The mask convention is shap's: ``True`` keeps a feature, ``False`` hides (masks)
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
@@ -204,13 +205,32 @@ class InpaintMasker(FloatImageMasker):
         return np.ascontiguousarray(u8), lo, scale, mean
 
     def _inpaint_u8(self, u8: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        """cv2.inpaint for any channel count (it takes 1- or 3-channel 8-bit images)."""
+        """cv2.inpaint of the ``hole``'s bounding box widened by :meth:`_margin` (the pixels
+        OpenCV reads lie within the inpainting radius of the hole: the result is the same as
+        inpainting the whole image), for any channel count (it takes 1- or 3-channel images)."""
+        rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+        out = u8.copy()
+        if len(rows) == 0:
+            return out
+        margin = self._margin
+        box = (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+               slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+        image, region = np.ascontiguousarray(u8[box]), np.ascontiguousarray(hole[box])
         channels = u8.shape[-1]
         if channels in (1, 3):
-            out = cv2.inpaint(u8, hole, self.radius, self._flag)
-            return np.asarray(out).reshape(u8.shape)
-        return np.stack([cv2.inpaint(np.ascontiguousarray(u8[..., c]), hole, self.radius,
-                                     self._flag) for c in range(channels)], axis=-1)
+            filled = np.asarray(cv2.inpaint(image, region, self.radius, self._flag))
+        else:
+            filled = np.stack([cv2.inpaint(np.ascontiguousarray(image[..., c]), region,
+                                           self.radius, self._flag)
+                               for c in range(channels)], axis=-1)
+        out[box] = filled.reshape(image.shape)
+        return out
+
+    @property
+    def _margin(self) -> int:
+        """Pixels around the hole's bounding box that the inpainting may read: OpenCV's
+        neighbourhood is the radius rounded, plus the 1-pixel border it adds, plus 1 spare."""
+        return math.ceil(self.radius) + 2
 
     def _fill(self, flat: np.ndarray, keep: np.ndarray,
               prepared: tuple[np.ndarray, float, float, np.ndarray]) -> np.ndarray:
