@@ -1,8 +1,10 @@
 """Flax backend: a ``flax.linen`` module (NHWC) behind the numpy :class:`Backend` API.
 
-Prediction runs through ``jax.jit`` with batches zero-padded to a few bucket sizes, so callers
-with varying batch sizes (shap's Partition explainer: 1 ... 50) reuse a handful of compiled
-programs. shap has no JAX code path, so the native explainers are our own:
+Prediction runs through ``jax.jit`` on a few bucket sizes (powers of two and the batch size),
+so callers with varying batch sizes (shap's Partition explainer: 1 ... 50) reuse a handful of
+compiled programs: a batch is cut into bucket-sized pieces and its last piece zero-padded when
+that wastes at most an eighth of the batch (:func:`_pieces`). shap has no JAX code path, so
+the native explainers are our own:
 :mod:`backends._jax_deeplift` (``deep``, DeepLIFT rescale as shap's DeepExplainer) and
 :mod:`backends._jax_gradient` (``gradient``, expected gradients as shap's GradientExplainer);
 both are checked against shap's PyTorch explainers on identical weights
@@ -12,6 +14,7 @@ both are checked against shap's PyTorch explainers on identical weights
 from __future__ import annotations
 
 import difflib
+import functools
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,11 +41,35 @@ LayerPath = tuple[str, ...]
 
 
 def _buckets(batch_size: int) -> tuple[int, ...]:
-    """Padded batch sizes: powers of 4 below ``batch_size``, then ``batch_size``."""
+    """Compiled batch sizes: powers of two below ``batch_size``, then ``batch_size``."""
     sizes = [1]
-    while sizes[-1] * 4 < batch_size:
-        sizes.append(sizes[-1] * 4)
+    while sizes[-1] * 2 < batch_size:
+        sizes.append(sizes[-1] * 2)
     return (*sizes, batch_size) if batch_size > 1 else (1,)
+
+
+#: a batch's last piece is zero-padded up to a bucket when that adds at most this fraction of
+#: the batch in wasted rows; otherwise it is cut further (one more call instead)
+PADDING_WASTE = 1 / 8
+
+
+@functools.lru_cache(maxsize=1024)
+def _pieces(n: int, batch_size: int) -> tuple[int, ...]:
+    """Bucket sizes that cover a batch of ``1 <= n <= batch_size`` rows, largest first: the
+    largest bucket that fits while padding the rest to the next bucket would waste more than
+    :data:`PADDING_WASTE` of ``n`` rows; the last piece may exceed the rows left (padding)."""
+    buckets = _buckets(batch_size)
+    pieces: list[int] = []
+    left = n
+    while left:
+        above = next(b for b in buckets if b >= left)
+        if above - left <= PADDING_WASTE * n:
+            pieces.append(above)
+            break
+        below = max(b for b in buckets if b <= left)
+        pieces.append(below)
+        left -= below
+    return tuple(pieces)
 
 
 def _layer_name(path: LayerPath) -> str:
@@ -88,7 +115,6 @@ class FlaxBackend(ClassActivationMaps, Backend):
         self.module = module
         self.variables: dict[str, Any] = params if "params" in params else {"params": params}
         self._apply = jax.jit(module.apply)
-        self._buckets = _buckets(batch_size)
         out = jax.eval_shape(module.apply, self.variables,
                              jax.ShapeDtypeStruct((1, *spec.shape), jnp.float32))
         if not hasattr(out, "shape") or tuple(out.shape) != (1, spec.n_classes):
@@ -104,10 +130,18 @@ class FlaxBackend(ClassActivationMaps, Backend):
     # --- prediction ---------------------------------------------------------------------------
     def _predict_batch(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
-        size = next(b for b in self._buckets if b >= n)
-        if size > n:
-            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
-        return np.asarray(self._apply(self.variables, x))[:n]
+        pieces = _pieces(n, self.batch_size)
+        if pieces == (n,):
+            return np.asarray(self._apply(self.variables, x))
+        parts, start = [], 0
+        for size in pieces:
+            piece = x[start:start + size]
+            if len(piece) < size:
+                piece = np.concatenate([piece, np.zeros((size - len(piece), *x.shape[1:]),
+                                                        x.dtype)])
+            parts.append(np.asarray(self._apply(self.variables, piece)))
+            start += size
+        return np.concatenate(parts)[:n]
 
     def _scores(self, x: np.ndarray) -> np.ndarray:
         """Scores of checked images as float64, not counted as evaluations."""

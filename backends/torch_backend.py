@@ -123,6 +123,7 @@ class TorchBackend(ClassActivationMaps, Backend):
         self.device = param.device if param is not None else torch.device("cpu")
         self.dtype = param.dtype if param is not None and param.is_floating_point() \
             else torch.float32
+        self._on_cpu = self.device.type == "cpu"
         probe = self._to_tensor(np.zeros((1, *spec.shape), np.float32))
         with torch.inference_mode():
             out = module(probe)
@@ -137,7 +138,9 @@ class TorchBackend(ClassActivationMaps, Backend):
         """NHWC numpy -> NCHW tensor on the model's device and dtype (contiguous)."""
         if not x.flags.writeable:  # torch.from_numpy warns on read-only arrays
             x = x.copy()
-        t = torch.from_numpy(x).to(self.device, self.dtype)
+        t = torch.from_numpy(x)
+        if t.dtype != self.dtype or not self._on_cpu:
+            t = t.to(self.device, self.dtype)
         return t.permute(0, 3, 1, 2).contiguous()
 
     # --- prediction ---------------------------------------------------------------------------
@@ -147,7 +150,9 @@ class TorchBackend(ClassActivationMaps, Backend):
             module.eval()
         with torch.inference_mode():
             out = module(self._to_tensor(x))
-        return out.to(torch.float32).cpu().numpy()
+        if out.dtype != torch.float32 or not out.is_cpu:
+            out = out.to("cpu", torch.float32)
+        return out.numpy()
 
     def _scores(self, t: torch.Tensor) -> np.ndarray:
         """(N, K) float64 scores of an NCHW tensor, batched; not counted as evaluations."""

@@ -2,8 +2,10 @@
 
 Explains two 28x28x1 images with the torch fmnist_cnn three times (``--shape``, ``--images``,
 ``--repeats`` change that; ``--patch`` groups pixels into superpixels) and prints the share of
-the profiled time in shap, scipy (shap's sparse mask matrices), numpy, torch and xaibench, and
-the top functions by own time. A warm-up on one 28x28x1 image compiles shap's numba code first.
+the profiled time in shap, scipy (shap's sparse mask matrices), numpy, torch and xaibench, the
+share of each component of the explanation (cumulative times: the model evaluations, our
+masker and model function, shap's loops), and the top functions by own time. A warm-up on one
+28x28x1 image compiles shap's numba code first.
 
     OMP_NUM_THREADS=1 python -m benchmarks.profile_explainers partition "blur(8,8)"
     OMP_NUM_THREADS=1 python -m benchmarks.profile_explainers permutation "blur(8,8)" \
@@ -29,6 +31,34 @@ def package_of(filename: str, function: str) -> str:
         if f"/{name}/" in filename or name in function:
             return name
     return "other"
+
+
+def components(stats: pstats.Stats, explainer: str) -> dict[str, float]:
+    """Seconds of each part of the explanation, from cumulative times (they add up to the
+    explainer's total)."""
+    def cum(path: str, function: str) -> float:
+        return sum(row[3] for (filename, _, name), row in stats.stats.items()  # type: ignore[attr-defined]
+                   if filename.endswith(path) and name == function)
+
+    total = cum(f"xaibench/explain/{explainer}.py", explainer)
+    predict = cum("xaibench/backend.py", "predict")
+    fill = cum("xaibench/explain/_image_maskers.py", "_fill_rows")
+    masker = cum("xaibench/explain/_image_maskers.py", "__call__")
+    rows = cum("xaibench/explain/_shap_common.py", "__getitem__")
+    model = cum("xaibench/explain/_shap_common.py", "f")
+    masked_model = (cum("shap/utils/_masked_model.py", "_full_masking_call")
+                    + cum("shap/utils/_masked_model.py", "_delta_masking_call"))
+    loop = (cum("shap/explainers/_partition.py", "owen") if explainer == "partition"
+            else cum("shap/explainers/_permutation.py", "explain_row"))
+    return {"model evaluations (backend.predict)": predict,
+            "xaibench: filling masked images": fill,
+            "xaibench: masker calls": masker,
+            "xaibench: model function": model - predict - fill,
+            "xaibench: tree mask rows": rows,
+            "shap: MaskedModel per-mask loop": masked_model - model - masker,
+            f"shap: {'Owen' if explainer == 'partition' else 'permutation'} loop":
+                loop - masked_model - rows,
+            "shap: explainer setup, Explanation; xaibench: seeding": total - loop}
 
 
 def main() -> None:
@@ -62,6 +92,10 @@ def main() -> None:
     total = sum(own.values())
     print(", ".join(f"{k} {100 * v / total:.0f}%" for k, v in sorted(own.items(),
                                                                       key=lambda kv: -kv[1])))
+    parts = components(stats, args.explainer)
+    total = sum(parts.values())
+    for name, seconds in parts.items():
+        print(f"  {name:55s} {100 * seconds / total:5.1f} %")
     stats.sort_stats("tottime").print_stats(10)
 
 

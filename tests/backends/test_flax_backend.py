@@ -14,7 +14,7 @@ fnn = pytest.importorskip("flax.linen")
 jnp = jax.numpy
 
 from backends import _jax_deeplift  # noqa: E402
-from backends.flax_backend import FlaxBackend  # noqa: E402
+from backends.flax_backend import FlaxBackend, _buckets, _pieces  # noqa: E402
 from xaibench import ImageSpec  # noqa: E402
 from xaibench.errors import ConfigError, UnsupportedModelError, XaibenchError  # noqa: E402
 
@@ -52,14 +52,23 @@ def test_predict_matches_apply_for_every_batch_size_without_recompiling():
     direct = np.asarray(backend.module.apply(backend.variables, x))
     for n in (1, 2, 3, 5, 16, 17, 40):
         np.testing.assert_allclose(backend.predict(x[:n]), direct[:n], rtol=1e-6, atol=1e-6)
-    assert backend._apply._cache_size() == 3  # one compiled program per bucket
+    assert backend._apply._cache_size() == 5  # one compiled program per bucket: 1, 2, 4, 8, 16
 
 
 def test_buckets_cover_up_to_the_batch_size():
-    mlp = FlaxBackend.from_zoo("mlp", SPEC, hidden=4).module
-    assert backend_of(mlp)._buckets == (1, 4, 16, 64, 256)
-    assert backend_of(mlp, batch_size=50)._buckets == (1, 4, 16, 50)
-    assert backend_of(mlp, batch_size=1)._buckets == (1,)
+    assert _buckets(256) == (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    assert _buckets(50) == (1, 2, 4, 8, 16, 32, 50)
+    assert _buckets(1) == (1,)
+
+
+def test_a_batch_is_cut_into_buckets_and_padded_only_when_that_wastes_little():
+    assert _pieces(50, 256) == (32, 16, 2)  # padding to 64 would waste 14 of 50 rows
+    assert _pieces(127, 256) == (128,)  # one padded row
+    assert _pieces(6, 256) == (4, 2)
+    assert _pieces(255, 256) == (256,)
+    assert _pieces(200, 256) == (128, 64, 8)
+    assert _pieces(45, 50) == (50,)  # the batch size is a bucket too
+    assert _pieces(40, 50) == (32, 8)
 
 
 def test_constructor_rejects_a_model_with_the_wrong_output():

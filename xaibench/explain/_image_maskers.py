@@ -18,6 +18,7 @@ The mask convention is shap's: ``True`` keeps a feature, ``False`` hides (masks)
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
@@ -42,6 +43,10 @@ class FloatImageMasker(shap.maskers.Image):
     in one vectorised call where ``_fill`` broadcasts over rows, else row by row in a thread
     pool (``threaded_fill``: OpenCV releases the GIL). Each row is filled by the same
     ``_fill`` as an immediate call, so the images, and the attributions, are bit-identical.
+    There the masker also takes shap's delta-encoded masks (``supports_delta_masking``, as
+    PermutationExplainer sends them): one call for all masks of a permutation returns their
+    ids, and the model function decodes and fills them a batch at a time (:class:`DeltaMasks`)
+    instead of shap's Python loop over (2M+1) full masks.
     """
 
     #: ``_fill`` broadcasts over a (B, M) keep matrix (one numpy call fills a batch)
@@ -55,25 +60,38 @@ class FloatImageMasker(shap.maskers.Image):
         # the partition tree (``clustering``) is built when first read.
         self._clustering: np.ndarray | None = None
         super().__init__(mask_value, tuple(int(s) for s in shape))
+        self._size = int(np.prod(self.input_shape))
         self._cache_key: bytes | None = None
         self._cache_value: Any = None
         #: the image whose masks are being deferred (inside :func:`batched_fill`), else None
         self._deferred: np.ndarray | None = None
         self._deferring = False
+        #: the masks of the last delta-masking call (inside :func:`batched_fill`)
+        self._delta: DeltaMasks | None = None
+
+    @property
+    def supports_delta_masking(self) -> bool:
+        """shap's MaskedModel hands over delta-encoded masks only while filling is deferred
+        (an immediate call would have to return all (2M+1) masked images at once)."""
+        return self._deferring
 
     # --- shap's masker protocol ------------------------------------------------------------
-    def __call__(self, mask: Any, x: Any) -> tuple[np.ndarray]:
+    def __call__(self, mask: Any, x: Any) -> tuple[Any, ...]:
         if not isinstance(x, np.ndarray) and shap.utils.safe_isinstance(x, "torch.Tensor"):
             x = x.cpu().numpy()
         if isinstance(x, list) and len(x) == 1:
             x = x[0]
         x = np.asarray(x)
-        if x.size != int(np.prod(self.input_shape)):
+        if x.size != self._size:
             raise ValueError(
                 f"the image to mask has {x.size} values, but the masker was built for shape "
-                f"{self.input_shape} ({int(np.prod(self.input_shape))} values)")
+                f"{self.input_shape} ({self._size} values)")
         in_shape = x.shape
         flat = x.reshape(-1)
+        if (self._deferring and isinstance(mask, np.ndarray) and mask.ndim == 1
+                and mask.dtype.kind in "iu"):  # shap's delta masking: all masks at once
+            self._deferred, self._delta = flat, DeltaMasks(mask, flat.size)
+            return (np.arange(self._delta.n_masks),), np.ones((self._delta.n_masks, 1), bool)
         if mask is None:
             keep = np.zeros(flat.size, dtype=bool)
         else:
@@ -111,13 +129,21 @@ class FloatImageMasker(shap.maskers.Image):
 
     def _fill_rows(self, keep_rows: np.ndarray, pool: ThreadPoolExecutor | None,
                    threads: int = 1) -> np.ndarray:
-        """The deferred image with each row of ``keep_rows`` (B, ...) applied: (B, ...);
-        rows are split into ``threads`` chunks for ``pool``."""
+        """The deferred image with each row of ``keep_rows`` applied: (B, H, W, C). Rows are
+        keep masks (B, ...) or the ids (B,) of the masks of the last delta-masking call;
+        they are split into ``threads`` chunks for ``pool``."""
         flat = self._deferred
         if flat is None:
             raise XaibenchError("no deferred image: the masker was not called inside "
                                 "batched_fill before the model; call it there first")
-        keep = np.asarray(keep_rows, dtype=bool).reshape(len(keep_rows), -1)
+        keep_rows = np.asarray(keep_rows)
+        if keep_rows.dtype.kind in "iu":
+            if self._delta is None:
+                raise XaibenchError("mask ids without a delta-masking call: the masker was "
+                                    "not handed shap's delta masks before the model")
+            keep = self._delta.rows(keep_rows)
+        else:
+            keep = keep_rows.astype(bool, copy=False).reshape(len(keep_rows), -1)
         prepared = self._prepared(flat)
         if self.vectorised_fill:
             out = self._fill(flat, keep, prepared)
@@ -130,7 +156,7 @@ class FloatImageMasker(shap.maskers.Image):
             else:  # one contiguous chunk of rows per thread: few tasks, little overhead
                 chunks = np.array_split(keep, min(len(keep), threads))
                 out = np.concatenate(list(pool.map(fill, chunks)))
-        return out.reshape(keep_rows.shape)
+        return out.reshape(len(keep), *self.input_shape)
 
     # --- per-image cache -------------------------------------------------------------------
     def _prepared(self, flat: np.ndarray) -> Any:
@@ -196,13 +222,32 @@ class InpaintMasker(FloatImageMasker):
         return np.ascontiguousarray(u8), lo, scale, mean
 
     def _inpaint_u8(self, u8: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        """cv2.inpaint for any channel count (it takes 1- or 3-channel 8-bit images)."""
+        """cv2.inpaint of the ``hole``'s bounding box widened by :meth:`_margin` (the pixels
+        OpenCV reads lie within the inpainting radius of the hole: the result is the same as
+        inpainting the whole image), for any channel count (it takes 1- or 3-channel images)."""
+        rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+        out = u8.copy()
+        if len(rows) == 0:
+            return out
+        margin = self._margin
+        box = (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+               slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+        image, region = np.ascontiguousarray(u8[box]), np.ascontiguousarray(hole[box])
         channels = u8.shape[-1]
         if channels in (1, 3):
-            out = cv2.inpaint(u8, hole, self.radius, self._flag)
-            return np.asarray(out).reshape(u8.shape)
-        return np.stack([cv2.inpaint(np.ascontiguousarray(u8[..., c]), hole, self.radius,
-                                     self._flag) for c in range(channels)], axis=-1)
+            filled = np.asarray(cv2.inpaint(image, region, self.radius, self._flag))
+        else:
+            filled = np.stack([cv2.inpaint(np.ascontiguousarray(image[..., c]), region,
+                                           self.radius, self._flag)
+                               for c in range(channels)], axis=-1)
+        out[box] = filled.reshape(image.shape)
+        return out
+
+    @property
+    def _margin(self) -> int:
+        """Pixels around the hole's bounding box that the inpainting may read: OpenCV's
+        neighbourhood is the radius rounded, plus the 1-pixel border it adds, plus 1 spare."""
+        return math.ceil(self.radius) + 2
 
     def _fill(self, flat: np.ndarray, keep: np.ndarray,
               prepared: tuple[np.ndarray, float, float, np.ndarray]) -> np.ndarray:
@@ -325,6 +370,46 @@ def impute_linear(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.asarray(solved).reshape(len(rows), channels)
 
 
+class DeltaMasks:
+    """shap's delta-encoded masks (the 1-D int arrays MaskedModel takes), decoded on demand.
+
+    Masks start from all features hidden; mask i is mask i - 1 with some features flipped:
+    an entry -f - 1 flips feature f and continues the same mask, an entry f >= 0 flips f and
+    ends the mask (shap's no-op value ends it without a flip). :meth:`rows` builds only the
+    requested masks, so the (n_masks, M) matrix is never held whole.
+    """
+
+    def __init__(self, deltas: np.ndarray, n_features: int) -> None:
+        from shap.utils import MaskedModel
+
+        deltas = np.asarray(deltas, dtype=np.int64)
+        ends = deltas >= 0
+        self.n_masks = int(ends.sum())
+        self.n_features = n_features
+        flips = deltas != MaskedModel.delta_mask_noop_value
+        #: per flip, in mask order: the mask it belongs to and the feature it flips
+        self._mask = (np.cumsum(ends) - ends)[flips]
+        self._feature = np.where(deltas < 0, -deltas - 1, deltas)[flips]
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The keep masks (len(ids), M) bool of the masks ``ids``."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return np.zeros((0, self.n_features), dtype=bool)
+        lo, hi = int(ids.min()), int(ids.max()) + 1
+        if lo < 0 or hi > self.n_masks:
+            raise XaibenchError(f"mask ids {lo}..{hi - 1} outside the {self.n_masks} masks of "
+                                f"the last delta-masking call")
+        first, last = np.searchsorted(self._mask, [lo, hi])
+        # features flipped an odd number of times before mask lo, then each mask's own flips
+        flipped = np.zeros((hi - lo, self.n_features), dtype=np.uint8)
+        flipped[0] = np.bincount(self._feature[:first], minlength=self.n_features) & 1
+        np.add.at(flipped, (self._mask[first:last] - lo, self._feature[first:last]), 1)
+        np.bitwise_and(flipped, 1, out=flipped)
+        np.bitwise_xor.accumulate(flipped, axis=0, out=flipped)
+        return flipped.view(bool)[ids - lo]
+
+
 class GroupedMasker(shap.maskers.Masker):
     """A masker whose features are groups of pixels (superpixels), each with all its channels.
 
@@ -427,6 +512,6 @@ def batched_fill(masker: Any) -> Iterator[Callable[[np.ndarray], np.ndarray] | N
     try:
         yield lambda keep_rows: masker._fill_rows(keep_rows, pool, threads)
     finally:
-        masker._deferring, masker._deferred = False, None
+        masker._deferring, masker._deferred, masker._delta = False, None, None
         if pool is not None:
             pool.shutdown()

@@ -100,23 +100,63 @@ def masker_input(masker: Any, x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1) if isinstance(masker, shap.maskers._tabular.Tabular) else x
 
 
-def model_function(backend: Backend, fill: Callable[[np.ndarray], np.ndarray] | None = None
-                   ) -> Callable[[np.ndarray], np.ndarray]:
+def model_function(backend: Backend, fill: Callable[[np.ndarray], np.ndarray] | None = None,
+                   batch_size: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """The model as shap sees it: masked NHWC samples -> (B, n_classes) scores.
 
     Every call goes through ``backend.predict``, so each masked sample is counted as one
     model evaluation. With ``fill`` (from :func:`~xaibench.explain._image_maskers.batched_fill`)
-    shap hands over keep masks, and ``fill`` turns the batch into masked images first.
+    shap hands over keep masks — or, from a delta-masking call, the ids of all the masks of a
+    permutation at once — and ``fill`` turns them into masked images, ``batch_size`` at a time
+    (None: all at once).
     """
     shape = backend.spec.shape
 
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return backend.predict(np.asarray(batch, dtype=np.float32).reshape((-1, *shape)))
+
     def f(batch: np.ndarray) -> np.ndarray:
-        if fill is not None:
-            batch = fill(np.asarray(batch))
-        batch = np.asarray(batch, dtype=np.float32).reshape((-1, *shape))
-        return backend.predict(batch)
+        if fill is None:
+            return predict(batch)
+        batch = np.asarray(batch)
+        step = batch_size or max(len(batch), 1)
+        parts = [predict(fill(batch[i:i + step])) for i in range(0, max(len(batch), 1), step)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     return f
+
+
+class MaskRows:
+    """shap's partition-tree mask matrix (a scipy CSR matrix, one row per tree node) read
+    row by row as dense boolean rows built from its CSR arrays.
+
+    ``PartitionExplainer.owen`` reads two rows per tree node it expands
+    (``m10[:] += mask_matrix[node, :]``); scipy's row slicing costs more than the model
+    evaluation of the mask. The rows hold the same features, so the masks are identical.
+    """
+
+    def __init__(self, matrix: Any) -> None:
+        self.shape = matrix.shape
+        self._indptr, self._indices = matrix.indptr, matrix.indices
+
+    def __getitem__(self, key: tuple[int, slice]) -> np.ndarray:
+        node, columns = key
+        if columns != slice(None):
+            raise IndexError("MaskRows reads whole rows: mask_matrix[node, :]")
+        row = np.zeros(self.shape[1], dtype=bool)
+        row[self._indices[self._indptr[node]:self._indptr[node + 1]]] = True
+        return row
+
+
+def read_mask_rows_densely(explainer: Any) -> None:
+    """Give a ``shap.PartitionExplainer`` built on a fixed partition tree :class:`MaskRows`
+    over its CSR mask matrix (left as it is when shap's layout is not the CSR matrix this
+    was written for)."""
+    from scipy import sparse
+
+    matrix = getattr(explainer, "_mask_matrix", None)
+    if sparse.issparse(matrix) and matrix.format == "csr" and matrix.dtype == bool:
+        explainer._mask_matrix = MaskRows(matrix)
 
 
 @contextlib.contextmanager

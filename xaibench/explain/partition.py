@@ -10,7 +10,8 @@ from xaibench.backend import Backend
 from xaibench.explain._shap_common import (check_grouping, check_output_indices,
                                            check_positive_int, check_seed, empty_result,
                                            image_values, masker_input, model_function,
-                                           numpy_global_seed, resolve_masker)
+                                           numpy_global_seed, read_mask_rows_densely,
+                                           resolve_masker)
 
 
 def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
@@ -75,6 +76,7 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     base_values = np.zeros(idx.shape, dtype=np.float64)
     with batched_fill(shap_masker) as fill:
         explainer = shap.PartitionExplainer(model_function(backend, fill), shap_masker)
+        read_mask_rows_densely(explainer)
         for n in range(len(x)):
             with numpy_global_seed(seed):
                 explanation = explainer(rows[n:n + 1], max_evals=max_evals, batch_size=batch_size,

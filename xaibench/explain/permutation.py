@@ -106,8 +106,8 @@ def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     base_values = np.zeros(idx.shape, dtype=np.float64)
     with batched_fill(shap_masker) as fill:
         with numpy_global_seed(seed):
-            explainer = shap.PermutationExplainer(model_function(backend, fill), shap_masker,
-                                                  seed=seed)
+            explainer = shap.PermutationExplainer(model_function(backend, fill, batch_size),
+                                                  shap_masker, seed=seed)
         for n in range(len(x)):
             with numpy_global_seed(seed):
                 explanation = explainer(rows[n:n + 1], max_evals=max_evals, batch_size=batch_size,

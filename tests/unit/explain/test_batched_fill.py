@@ -71,3 +71,67 @@ def test_masker_outside_batched_fill_still_fills_immediately():
         assert np.array_equal(fill(np.concatenate([deferred, deferred])),
                               np.concatenate([immediate, immediate]))
     assert np.array_equal(masker(keep, x)[0], immediate)
+
+
+def test_delta_masks_decode_as_shaps_own_conversion():
+    from shap.utils import MaskedModel
+    from shap.utils._masked_model import _convert_delta_mask_to_full
+
+    from xaibench.explain._image_maskers import DeltaMasks
+
+    rng = np.random.default_rng(0)
+    n_features = 12
+    entries = [MaskedModel.delta_mask_noop_value]  # mask 0: all hidden
+    for _ in range(40):  # each mask: 0-2 continuing flips, then an ending flip or a no-op
+        entries += [-int(f) - 1 for f in rng.integers(0, n_features, rng.integers(0, 3))]
+        entries.append(int(rng.integers(0, n_features)) if rng.random() < 0.9
+                       else MaskedModel.delta_mask_noop_value)
+    deltas = np.array(entries)
+    full = np.zeros((int((deltas >= 0).sum()), n_features), dtype=bool)
+    _convert_delta_mask_to_full(deltas, full)
+    decoded = DeltaMasks(deltas, n_features)
+    assert decoded.n_masks == len(full) == 41
+    np.testing.assert_array_equal(decoded.rows(np.arange(41)), full)
+    for ids in ([5], [17, 18, 19], [40], [3, 30, 12], []):  # any subset, in any order
+        np.testing.assert_array_equal(decoded.rows(np.array(ids, int)), full[ids])
+
+
+def test_permutation_hands_the_masker_one_delta_call_and_predicts_in_batches(torch_backend):
+    """The masker is called once per permutation (not 2M + 1 times) and the model still sees
+    batches of ``batch_size`` masked images."""
+    from tests.unit.explain._backends import TinyTorchBackend
+    from xaibench.explain._image_maskers import BlurMasker
+
+    calls = []
+
+    class CountingBlur(BlurMasker):
+        def __call__(self, mask, x):
+            calls.append(np.asarray(mask).dtype.kind)
+            return super().__call__(mask, x)
+
+    sizes: list[int] = []
+    backend = TinyTorchBackend(torch_backend.spec, seed=0, batch_size=64)
+    backend._predict_batch = lambda x: (sizes.append(len(x)),
+                                        TinyTorchBackend._predict_batch(backend, x))[1]
+    permutation(backend, smooth_images(1, backend.spec.shape), np.array([[0]]),
+                masker=CountingBlur(backend.spec.shape, 3, 3), max_evals=2 * 129, batch_size=16,
+                seed=0)
+    assert calls == ["i", "i"]  # two permutations, one call each
+    assert sizes == ([16] * 8 + [1]) * 2  # 129 evaluations per permutation, 16 at a time
+
+
+def test_mask_rows_are_the_rows_of_shaps_sparse_mask_matrix():
+    from shap.utils._masked_model import make_masks
+
+    from xaibench.explain._shap_common import MaskRows
+
+    matrix = make_masks(make_masker("blur(3,3)", (6, 5, 2)).clustering)
+    rows = MaskRows(matrix)
+    dense = matrix.toarray()
+    assert rows.shape == dense.shape == (2 * 60 - 1, 60)
+    for node in range(len(dense)):
+        m = np.zeros(60, dtype=bool)
+        m[:] += rows[node, :]  # as PartitionExplainer.owen reads them
+        np.testing.assert_array_equal(m, dense[node])
+    with pytest.raises(IndexError, match="whole rows"):
+        rows[0, 3:5]
