@@ -46,9 +46,10 @@ reference: data
 	$(VENV)/bin/xaibench run experiments/fashion_mnist.toml --executor dask --workers 2
 	$(VENV)/bin/xaibench report results/fashion_mnist --format md,csv,html \
 		$$(command -v chromium >/dev/null && echo --screenshot results/fashion_mnist/report.png)
-	rm -rf $(REFERENCE) && mkdir -p $(REFERENCE)
+	rm -rf $(REFERENCE) && mkdir -p $(REFERENCE)/figures
 	cp -r results/fashion_mnist/report.md results/fashion_mnist/report.csv \
-		results/fashion_mnist/figures results/fashion_mnist/tables $(REFERENCE)/
+		results/fashion_mnist/tables $(REFERENCE)/
+	cp results/fashion_mnist/figures/*.png $(REFERENCE)/figures/
 	@test ! -f results/fashion_mnist/report.png || cp results/fashion_mnist/report.png $(REFERENCE)/
 	@echo "reference report: $(CURDIR)/$(REFERENCE)/report.md"
 
