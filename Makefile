@@ -1,5 +1,6 @@
 # make demo: set up .venv (if needed) and run the quickstart experiment + report.
 # make test: set up .venv (if needed) and run the test suite.
+# make reference: run experiments/fashion_mnist.toml and copy its report to results/reference/.
 # make bench: run the benchmark suite and write BENCHMARKS.md (make bench BENCH_ARGS=--quick).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL = 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: demo test bench install system data clean
+.PHONY: demo test bench install system data clean reference
 
 install: $(STAMP)
 
@@ -39,6 +40,21 @@ demo: data
 	$(VENV)/bin/xaibench report results/quickstart --format md,csv,tex,html \
 		$$(command -v chromium >/dev/null && echo --screenshot results/quickstart/report.png)
 	@echo "report: $(CURDIR)/results/quickstart/report.html"
+
+REFERENCE := results/reference/fashion_mnist
+reference: data
+	$(VENV)/bin/xaibench run experiments/fashion_mnist.toml --executor dask --workers 2
+	$(VENV)/bin/xaibench report results/fashion_mnist --format md,csv,html \
+		$$(command -v chromium >/dev/null && echo --screenshot results/fashion_mnist/report.png)
+	rm -rf $(REFERENCE) && mkdir -p $(REFERENCE)/figures
+	cp -r results/fashion_mnist/report.md results/fashion_mnist/report.csv \
+		results/fashion_mnist/tables $(REFERENCE)/
+	cp results/fashion_mnist/figures/*.png $(REFERENCE)/figures/
+	@test ! -f results/fashion_mnist/report.png || $(PY) -c "from PIL import Image; \
+		im = Image.open('results/fashion_mnist/report.png').convert('RGB'); \
+		im.resize((im.width // 2, im.height // 2), Image.LANCZOS).quantize(256) \
+		.save('$(REFERENCE)/report.png', optimize=True)"  # half size, 256 colours: < 5 MB
+	@echo "reference report: $(CURDIR)/$(REFERENCE)/report.md"
 
 test: $(STAMP) system
 	$(PY) -m pytest -q
