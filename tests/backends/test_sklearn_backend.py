@@ -259,6 +259,10 @@ def test_an_explainer_restricted_to_backends_explains_only_their_models():
     cells = {(cell.model.backend, cell.explainer) for cell in make_plan(config).cells}
     assert cells == {("torch", "partition"), ("sklearn", "partition"), ("torch", "deep"),
                      ("sklearn", "tree")}
+    shared = parse_config(_edit(text, 'name = "deep"',
+                                'name = "deep"\nbackends = ["torch", "keras", "flax"]'))
+    assert {(cell.model.backend, cell.explainer) for cell in make_plan(shared).cells
+            if cell.explainer == "deep"} == {("torch", "deep")}  # keras, flax: not in this grid
     for backends, match in ((["keras"], r"backends lists 'keras', which no \[\[models\]\] uses "
                                         r"\(they use: sklearn, torch\)"),
                             (["sklearm"], r"unknown backend 'sklearm' — did you mean 'sklearn'"),

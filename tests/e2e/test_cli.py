@@ -48,7 +48,7 @@ def test_validate_and_config_errors(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"xaibench: error: {bad}: [[explainers]] #1: unknown explainer 'partion' — did you mean "
         "'partition' or 'permutation'? (known: cam, deep, edge, gradcam, gradcam_pp, gradient, "
-        "partition, permutation, random)"]
+        "partition, permutation, random, tree)"]
     assert not (tmp_path / "results").exists(), "a failed validation must not start a run"
 
 

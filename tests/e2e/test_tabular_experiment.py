@@ -1,5 +1,5 @@
-"""experiments/tabular.toml runs end to end, reduced to a torch model trained a few epochs, a
-handful of rows and small budgets: every cell finishes, SHAP values add up, the models table
+"""experiments/tabular.toml runs end to end, reduced to a torch model trained a few epochs and
+the random forest, a handful of rows and small budgets: every cell finishes, SHAP values add up, the models table
 shows the regression R² (not an accuracy) and the report renders."""
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ def test_tabular_experiment_reduced(tmp_path, cache):
     config.update(output=str(tmp_path / "results"))
     config["dataset"].update(n_background=5)
     config["images"] = {"first": 3}
+    forest = next(model for model in config["models"] if model["backend"] == "sklearn")
     config["models"] = [{**config["models"][0],
-                         "train": {"epochs": 5, "batch_size": 32, "lr": 1e-2}}]
+                         "train": {"epochs": 5, "batch_size": 32, "lr": 1e-2}}, forest]
     small = {"gradient": {"nsamples": 10}, "permutation": {}, "partition": {"max_evals": 30}}
     for explainer in config["explainers"]:
         if explainer["name"] in small:
@@ -32,13 +33,15 @@ def test_tabular_experiment_reduced(tmp_path, cache):
     results = xaibench.run(config, progress=False, cache_dir=cache)
     assert not results.summary.failures
     cells = results.cells
-    assert sorted(zip(cells["explainer"], cells["masker"])) == [
-        ("deep", ""), ("gradient", ""), ("partition", "partition"),
-        ("permutation", "independent"), ("permutation", "partition"), ("random", "")]
+    mlp = [("deep", ""), ("gradient", ""), ("partition", "partition"),
+           ("permutation", "independent"), ("permutation", "partition"), ("random", "")]
+    for backend, expected in (("torch", mlp), ("sklearn", [*mlp[2:], ("tree", "")])):
+        own = cells[cells["backend"] == backend]
+        assert sorted(zip(own["explainer"], own["masker"])) == expected, backend
     for cell in cells.itertuples():
         attribution = results.attribution(cell.cell_key)
         assert attribution.values.shape == (3, 1, 10, 1, 1)
-        if cell.explainer in ("deep", "partition", "permutation"):
+        if cell.explainer in ("deep", "partition", "permutation", "tree"):
             assert attribution.additivity_gap().max() < 1e-4, cell.explainer
     models = results.models
     assert models["accuracy"].isna().all() and (models["r2"] > 0.1).all()

@@ -62,9 +62,17 @@ def with_explainers(*lines: str) -> str:
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
+    """The checkpoint cache of this module's runs, with :data:`EXPLAINERS` registered on the
+    driver (a copy of the explainer registry, for this module only)."""
     pytest.importorskip("torch")
-    _register()
-    return tmp_path_factory.mktemp("checkpoints")
+    explainers = registry.Registry(registry.explainers.kind)
+    for entry in registry.explainers.entries():
+        explainers.adopt(entry)
+    _register(explainers)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(registry, "explainers", explainers)
+        patch.setitem(registry.ALL, explainers.kind, explainers)
+        yield tmp_path_factory.mktemp("checkpoints")
 
 
 @pytest.fixture(scope="module")

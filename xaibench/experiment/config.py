@@ -853,12 +853,13 @@ def _check_minimums(name: str, params: dict[str, Any], where: str, dataset: str,
 
 def _check_native(models: tuple[ModelConfig, ...],
                   explainers: tuple[ExplainerConfig, ...]) -> None:
-    """ConfigError when an explainer's ``backends`` names a backend no model uses, or the
-    backend of a model it explains cannot compute it (a native explainer)."""
+    """ConfigError when an explainer's ``backends`` names only backends no model uses (it
+    would explain nothing), or the backend of a model it explains cannot compute it (a native
+    explainer)."""
     used = {model.backend for model in models}
     for number, explainer in enumerate(explainers, 1):
         unused = [backend for backend in explainer.backends if backend not in used]
-        if unused:
+        if unused and len(unused) == len(explainer.backends):
             raise ConfigError(f"[[explainers]] #{number} ({explainer.name}): backends lists "
                               f"{', '.join(map(repr, unused))}, which no [[models]] uses (they "
                               f"use: {', '.join(sorted(used))}); remove it from 'backends'")
