@@ -178,11 +178,14 @@ class SklearnBackend(Backend):
                 f"explainer 'tree': a tree of this forest has {largest} nodes, more than the "
                 f"{MAX_TREE_NODES} shap's TreeSHAP can index; limit the model's max_depth")
         if feature_perturbation == "interventional":
-            base = self.predict(background).astype(np.float64).mean(axis=0)
-            reference = self._scores64(self._rows(background)).mean(axis=0)
-            explainer = shap.TreeExplainer(model, self._rows(background).astype(np.float64),
+            background_rows = self._rows(background)
+            background_scores = self._scores64(background_rows)
+            reference = background_scores.mean(axis=0)
+            # the base value as predict reports it: the mean of the float32 scores
+            base = background_scores.astype(np.float32).astype(np.float64).mean(axis=0)
+            explainer = shap.TreeExplainer(model, background_rows.astype(np.float64),
                                            feature_perturbation="interventional")
-            self.n_evals += len(x) * len(background)
+            self.n_evals += len(background) + len(x) * len(background)
         else:
             explainer = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
             base = reference = self._per_class(

@@ -120,12 +120,14 @@ class Registry:
         if not modalities or set(modalities) - set(MODALITIES):
             raise ValueError(f"{self.kind} '{name}' applies to {modalities}; use a non-empty "
                              f"subset of {MODALITIES}")
-        self._entries[name] = Entry(name, target, framework, description,
-                                    frozenset(native_explainers), dict(train_options or {}),
-                                    epoch_training, weight_tensors, native,
-                                    dict(minimums or {}), frozenset(consumes), default_masker,
-                                    budget, additive, frozenset(requires),
-                                    frozenset(modalities), feature_tree, needs_feature_tree)
+        self._entries[name] = Entry(
+            name, target, framework=framework, description=description,
+            native_explainers=frozenset(native_explainers),
+            train_options=dict(train_options or {}), epoch_training=epoch_training,
+            weight_tensors=weight_tensors, native=native, minimums=dict(minimums or {}),
+            consumes=frozenset(consumes), default_masker=default_masker, budget=budget,
+            additive=additive, requires=frozenset(requires), modalities=frozenset(modalities),
+            feature_tree=feature_tree, needs_feature_tree=needs_feature_tree)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xaibench.data.base import Dataset, DatasetInfo
+from xaibench.data.base import Dataset, DatasetInfo, check_count
 from xaibench.errors import ConfigError, DataError
 
 NAME = "image_folder"
@@ -116,8 +116,8 @@ def load(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = False
         test_mask[rng.permutation(members)[:n_test_c]] = True
     train_idx = rng.permutation(np.flatnonzero(~test_mask))
     test_idx = rng.permutation(np.flatnonzero(test_mask))
-    train_idx = train_idx[:_check_count("n_train", n_train, len(train_idx))]
-    test_idx = test_idx[:_check_count("n_test", n_test, len(test_idx))]
+    train_idx = train_idx[:check_count("image_folder", "n_train", n_train, len(train_idx))]
+    test_idx = test_idx[:check_count("image_folder", "n_test", n_test, len(test_idx))]
     return Dataset(
         name=NAME,
         x_train=x[train_idx],
@@ -214,15 +214,6 @@ def _check_size(size) -> tuple[int, int]:
     if min(dims) < 1:
         raise ConfigError(f"image_folder: size must be positive, got {size!r}")
     return dims
-
-
-def _check_count(name: str, n: int | None, available: int) -> int:
-    if n is None:
-        return available
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= available:
-        raise ConfigError(f"image_folder: {name} must be an integer in 0..{available}, "
-                          f"got {n!r}")
-    return int(n)
 
 
 def describe(*, root: str, size: tuple[int, int] | int = 64, grayscale: bool = False,

@@ -490,6 +490,8 @@ def _evaluation(table: dict[str, Any], info: DatasetInfo) -> EvaluationConfig:
     if not rulers:
         raise ConfigError("[evaluation] 'rulers' is empty; list at least one, e.g. "
                           "rulers = [\"blur(8,8)\", \"inpaint_telea\", \"mean\"]")
+    known = [*registry.maskers, *CONSTANT_FILLS]
+    allowed = ruler_names(info.is_tabular)
     canonical = []
     for ruler in rulers:
         ruler = _string(ruler, "an entry of [evaluation] rulers")
@@ -497,13 +499,11 @@ def _evaluation(table: dict[str, Any], info: DatasetInfo) -> EvaluationConfig:
             raise ConfigError("[evaluation] rulers: 'masker' (each cell's own masker) would score "
                               "rows with different rulers; list masker specs such as "
                               "'inpaint_telea', or 'mean' / 'zero'")
-        known = [*registry.maskers, *CONSTANT_FILLS]
         name = parse_masker_spec(ruler)[0]
         if name not in known:
             raise ConfigError(f"[evaluation] rulers: unknown ruler {name!r}"
                               f"{registry.did_you_mean(name, known)}; a ruler is one of "
                               f"{', '.join(known)} (maskers with arguments, e.g. 'blur(8,8)')")
-        allowed = ruler_names(info.is_tabular)
         if name not in allowed:
             data = "tabular rows" if info.is_tabular else "images"
             raise ConfigError(f"[evaluation] rulers: {name!r} does not apply to {data}; use "

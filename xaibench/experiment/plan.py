@@ -144,6 +144,8 @@ def make_plan(config: ExperimentConfig, data_fingerprint: str | None = None) -> 
                               f"({model.label})")
 
     cells: dict[str, Cell] = {}
+    scored_by_rulers = any("ruler" in registry.metrics.get(name).consumes
+                           for name in config.metrics)
     for model in models:
         for number, explainer in enumerate(config.explainers, 1):
             if not explainer.applies_to(model.backend):
@@ -158,7 +160,7 @@ def make_plan(config: ExperimentConfig, data_fingerprint: str | None = None) -> 
                             "seed": config.seed}
                 if "background" in consumes:
                     identity["n_background"] = config.dataset.n_background
-                if any("ruler" in registry.metrics.get(name).consumes for name in config.metrics):
+                if scored_by_rulers:
                     identity["rulers"] = list(config.evaluation.rulers)
                 key = stable_hash(identity)
                 # a copy's cells draw the random numbers of their twins on the source model

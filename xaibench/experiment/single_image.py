@@ -30,6 +30,7 @@ import numpy as np
 from xaibench import registry
 from xaibench.backend import Attribution, Backend, ImageSpec
 from xaibench.errors import ConfigError, DataError, XaibenchError
+from xaibench.metrics.faithfulness import class_probabilities as probabilities
 
 
 @dataclass(frozen=True)
@@ -335,16 +336,6 @@ def _file_shaped(resolved: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     data = {key: value for key, value in resolved.items()
             if key not in ("data", "models", "explainers")}
     return {**data, "dataset": present(resolved["dataset"]), "models": models}, base_dir
-
-
-def probabilities(scores: np.ndarray) -> np.ndarray:
-    """Class probabilities: the scores themselves when they already are a distribution (a
-    softmax output), else their softmax (logits)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.min() >= 0 and abs(scores.sum() - 1) < 1e-4:
-        return scores
-    shifted = np.exp(scores - scores.max())
-    return shifted / shifted.sum()
 
 
 def _choose(models: tuple, wanted: str | None, results_dir: Path) -> Any:

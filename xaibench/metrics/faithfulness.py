@@ -140,7 +140,7 @@ def perturbation_curves(backend: Backend, x: np.ndarray, attribution: Attributio
     ``replacement == "masker"``; ``fallback`` replaces it when it is None.
     """
     steps = check_count("steps", steps, 1)
-    _check_space(space)
+    check_space(space)
     if space == "probability" and backend.spec.n_classes < 2:
         raise ConfigError("probability space needs at least 2 classes; use space='score'")
     unknown = [kind for kind in kinds if kind not in KINDS]
@@ -204,7 +204,7 @@ def curve_auc(curves: np.ndarray, kind: str, *, space: str = "probability",
     """Trapezoid AUC over the fraction [0, 1] of (N, ..., k + 1) curves of ``space``; score
     curves are normalised by their images' ``spread`` when given (see the module notes)."""
     _check_kind(kind)
-    _check_space(space)
+    check_space(space)
     curves = np.asarray(curves, dtype=np.float64)
     if spread is not None:
         if space != "score":
@@ -219,9 +219,10 @@ def _check_kind(kind: str) -> None:
         raise ConfigError(f"curve kind must be one of {KINDS}; got {kind!r}")
 
 
-def _check_space(space: str) -> None:
+def check_space(space: str, what: str = "curve space") -> None:
+    """ConfigError unless ``space`` (called ``what`` in the message) is one of :data:`SPACES`."""
     if space not in SPACES:
-        raise ConfigError(f"curve space must be one of {SPACES}; got {space!r}")
+        raise ConfigError(f"{what} must be one of {SPACES}; got {space!r}")
 
 
 class _CurveMetric(Metric):
@@ -237,7 +238,7 @@ class _CurveMetric(Metric):
         self.steps = check_count("steps", steps, 1)
         check_replacement(replacement, allow_masker=True)
         check_replacement(fallback, allow_masker=False)
-        _check_space(space)
+        check_space(space)
         self.replacement, self.fallback = replacement, fallback
         self.space, self.normalise = space, bool(normalise)
 

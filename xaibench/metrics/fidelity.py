@@ -39,7 +39,7 @@ from xaibench.errors import ConfigError
 from xaibench.metrics._ranking import check_images_match, pixel_relevance
 from xaibench.metrics._replacement import check_replacement, make_filler
 from xaibench.metrics.base import Metric, check_count
-from xaibench.metrics.faithfulness import MAX_BATCH_BYTES, SPACES, class_probabilities
+from xaibench.metrics.faithfulness import MAX_BATCH_BYTES, check_space, class_probabilities
 
 
 def removal_effects(backend: Backend, x: np.ndarray, attribution: Attribution,
@@ -48,8 +48,7 @@ def removal_effects(backend: Backend, x: np.ndarray, attribution: Attribution,
                     space: str = "score") -> tuple[np.ndarray, np.ndarray]:
     """Attribution mass Σ_S r and output drop Δf(S), both (N, K, S), of the removal sets
     ``removed`` (N, S, H, W) (True = removed pixel)."""
-    if space not in SPACES:
-        raise ConfigError(f"space must be one of {SPACES}; got {space!r}")
+    check_space(space, "space")
     x = backend.spec.check(x)
     check_images_match(x, attribution)
     n, h, w, c = x.shape
@@ -86,8 +85,7 @@ class _RemovalMetric(Metric):
         self.n_draws = check_count("n_draws", n_draws, 2)
         check_replacement(replacement, allow_masker=True)
         check_replacement(fallback, allow_masker=False)
-        if space not in SPACES:
-            raise ConfigError(f"space must be one of {SPACES}; got {space!r}")
+        check_space(space, "space")
         self.seed, self.replacement, self.fallback, self.space = \
             int(seed), replacement, fallback, space
 

@@ -126,11 +126,15 @@ def swarm_offsets(x: np.ndarray, bins: int = _SWARM_BINS,
 def _beeswarm_panel(ax: "Axes", values: np.ndarray, data: np.ndarray, names: list[str],
                     order: np.ndarray) -> object:
     """Dots of (N, F) SHAP ``values`` for the features ``order`` (top row first), coloured
-    by the features' values ``data`` (N, F) in [0, 1]; returns the last scatter."""
+    by the features' values ``data`` (N, F) scaled to [0, 1] per feature over the rows
+    (min-max; a constant feature at 0.5), whatever their units; returns the last scatter."""
+    low, high = data.min(axis=0), data.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    colours = np.where(high > low, (data - low) / span, 0.5)
     dots = None
     for row, feature in enumerate(order[::-1]):
         x = values[:, feature]
-        dots = ax.scatter(x, row + swarm_offsets(x), c=data[:, feature], cmap="coolwarm",
+        dots = ax.scatter(x, row + swarm_offsets(x), c=colours[:, feature], cmap="coolwarm",
                           vmin=0, vmax=1, s=6, linewidths=0, rasterized=True)
     ax.axvline(0, color="#999999", lw=0.6, zorder=0)
     ax.set_yticks(range(len(order)), [names[f] for f in order[::-1]], fontsize=7)

@@ -11,7 +11,7 @@ from scipy.stats import kendalltau
 
 from xaibench.report._formats import WRITERS
 from xaibench.report.tables import Results
-from xaibench.report.tabular import (feature_names, importance_figure, mean_abs_shap,
+from xaibench.report.tabular import (_beeswarm_panel, feature_names, importance_figure, mean_abs_shap,
                                      ranking_agreement, show_top_features, swarm_offsets)
 
 FEATURES = ["age", "bmi", "bp", "s1", "s2"]
@@ -57,6 +57,20 @@ def test_swarm_offsets_stack_the_dots_of_a_bin():
     assert sorted(stacked) == pytest.approx([-0.4, -0.2, 0.0, 0.2, 0.4])
     assert swarm_offsets(np.zeros(0)).shape == (0,)
     assert np.all(swarm_offsets(np.full(1, 3.0)) == 0)
+
+
+def test_beeswarm_colours_span_the_scale_for_standardised_features():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = np.array([[-2.5, 7.0], [0.0, 7.0], [3.0, 7.0]])  # z-scores; a constant feature
+    figure, ax = plt.subplots()
+    _beeswarm_panel(ax, np.zeros_like(data), data, ["z", "c"], np.array([0, 1]))
+    constant, standardised = (dots.get_array() for dots in ax.collections)
+    np.testing.assert_allclose(standardised, [0.0, 2.5 / 5.5, 1.0])
+    np.testing.assert_array_equal(constant, 0.5)
+    plt.close(figure)
 
 
 def test_top_features_are_named_largest_first():
