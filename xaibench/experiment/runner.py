@@ -349,15 +349,21 @@ def run_cell(cell: Cell, backend: Backend, dataset: Dataset, image_ids: np.ndarr
 
 
 def explain_params(cell: Cell, background: np.ndarray) -> dict[str, Any]:
-    """The cell's explainer params plus the runner's inputs its explainer consumes: the
-    cell's masker (a tabular one built over the background rows,
-    :func:`~xaibench.explain.maskers.masker_for`), the background images."""
+    """The cell's explainer params plus the runner's inputs its explainer consumes
+    (:func:`explainer_args`)."""
+    return explainer_args(cell.explainer, cell.params, cell.masker, background)
+
+
+def explainer_args(explainer: str, params: dict[str, Any], masker: str | None,
+                   background: np.ndarray | None) -> dict[str, Any]:
+    """``params`` plus the inputs ``explainer`` consumes: the masker spec ``masker`` (a tabular
+    one built over the background rows, :func:`~xaibench.explain.maskers.masker_for`) and the
+    ``background`` images."""
     from xaibench.explain.maskers import masker_for
 
-    consumes = registry.explainers.entry(cell.explainer).consumes
-    supplied = {"masker": cell.masker and masker_for(cell.masker, background),
-                "background": background}
-    return {**cell.params, **{key: value for key, value in supplied.items() if key in consumes}}
+    consumes = registry.explainers.entry(explainer).consumes
+    supplied = {"masker": masker and masker_for(masker, background), "background": background}
+    return {**params, **{key: value for key, value in supplied.items() if key in consumes}}
 
 
 def metric_rulers(name: str, config: ExperimentConfig) -> tuple[str | None, ...]:

@@ -148,6 +148,7 @@ def explain_checkpoint(image_path: str | Path, checkpoint: str | Path, *,
     """
     from xaibench.data.base import DatasetInfo
     from xaibench.experiment.config import single_model
+    from xaibench.experiment.runner import explainer_args
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -195,14 +196,12 @@ def explain_checkpoint(image_path: str | Path, checkpoint: str | Path, *,
         f" ({checkpoint.name})" if chosen.architecture != checkpoint.name else "")
 
     consumes = registry.explainers.entry(explainer).consumes
-    supplied: dict[str, Any] = {"masker": explained.maskers[0] if explained.maskers else None}
-    described, warning = "", None
+    images, described, warning = None, "", None
     if "background" in consumes:
         images, described, warning = _background(background, dataset, loaded,
                                                  spec, n_background)
-        supplied["background"] = images
-    explain_args = {**explained.params,
-                    **{key: value for key, value in supplied.items() if key in consumes}}
+    explain_args = explainer_args(explainer, explained.params,
+                                  explained.maskers[0] if explained.maskers else None, images)
     if "seed" in consumes:
         explain_args.setdefault("seed", 0)
     x = read_image(image_path, spec)
