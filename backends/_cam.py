@@ -61,16 +61,16 @@ def cam_map(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
 
 
 def check_pooled_dense_head(layer: str, activations: np.ndarray, gradients: np.ndarray,
-                            scores: np.ndarray, head: Callable[[np.ndarray], np.ndarray],
+                            head: Callable[[np.ndarray], np.ndarray],
                             output_indices: np.ndarray) -> None:
     """Raise ConfigError unless the model after ``layer`` is global average pooling -> dense.
 
-    ``head(a)`` are the scores (N, classes) for activations ``a``; ``scores`` =
-    ``head(activations)``, those of the explained images. Such a head (with at most a ReLU
+    ``head(a)`` are the scores (N, classes) for activations ``a``. Such a head (with at most a ReLU
     before the pooling) ignores where a value is -- the scores stay when the positions are
     shuffled -- and its first-order expansion is exact: y = head(0) + Σ g·A, which is what
     CAM's maps add up to.
     """
+    scores = head(activations)
     scale = 1.0 + float(np.abs(scores).max(initial=0.0))
     tol = 1e-3 * scale
     n, height, width, channels = activations.shape
@@ -157,7 +157,6 @@ class ClassActivationMaps:
         gradients = gradients.astype(np.float64)
         if method == "cam":
             check_pooled_dense_head(name, activations, gradients,
-                                    self._layer_head(name, activations),
                                     lambda a: self._layer_head(name, a), output_indices)
         maps = _MAPS[method](activations, gradients)
         return to_image(maps, self.spec.shape), maps[:, :, :, None, :]
