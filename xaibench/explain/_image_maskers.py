@@ -325,9 +325,9 @@ class NoisyLinearMasker(FloatImageMasker):
                                      image.shape)
         else:
             filled = image.copy()
-            filled[hole] = impute_linear(image, hole)
-            noise = np.random.default_rng(self.seed).normal(0.0, self.noise, filled[hole].shape)
-            filled[hole] = np.clip(filled[hole] + noise, image.min(), image.max())
+            imputed = impute_linear(image, hole)
+            noise = np.random.default_rng(self.seed).normal(0.0, self.noise, imputed.shape)
+            filled[hole] = np.clip(imputed + noise, image.min(), image.max())
         out = flat.copy()
         hidden_flat = hidden.reshape(-1)
         out[hidden_flat] = filled.reshape(-1)[hidden_flat].astype(flat.dtype)
