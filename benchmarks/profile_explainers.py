@@ -44,20 +44,21 @@ def components(stats: pstats.Stats, explainer: str) -> dict[str, float]:
     predict = cum("xaibench/backend.py", "predict")
     fill = cum("xaibench/explain/_image_maskers.py", "_fill_rows")
     masker = cum("xaibench/explain/_image_maskers.py", "__call__")
-    rows = cum("xaibench/explain/_shap_common.py", "__getitem__")
     model = cum("xaibench/explain/_shap_common.py", "f")
     masked_model = (cum("shap/utils/_masked_model.py", "_full_masking_call")
                     + cum("shap/utils/_masked_model.py", "_delta_masking_call"))
-    loop = (cum("shap/explainers/_partition.py", "owen") if explainer == "partition"
-            else cum("shap/explainers/_permutation.py", "explain_row"))
-    return {"model evaluations (backend.predict)": predict,
+    ours = {"model evaluations (backend.predict)": predict,
             "xaibench: filling masked images": fill,
             "xaibench: masker calls": masker,
-            "xaibench: model function": model - predict - fill,
-            "xaibench: tree mask rows": rows,
-            "shap: MaskedModel per-mask loop": masked_model - model - masker,
-            f"shap: {'Owen' if explainer == 'partition' else 'permutation'} loop":
-                loop - masked_model - rows,
+            "xaibench: model function": model - predict - fill}
+    if explainer == "partition":  # our Owen loop; shap's MaskedModel only for tabular maskers
+        evaluations = masked_model or model + masker
+        return {**ours,
+                "shap: MaskedModel per-mask loop": masked_model and evaluations - model - masker,
+                "xaibench: Owen loop, seeding, setup": total - evaluations}
+    loop = cum("shap/explainers/_permutation.py", "explain_row")
+    return {**ours, "shap: MaskedModel per-mask loop": masked_model - model - masker,
+            "shap: permutation loop": loop - masked_model,
             "shap: explainer setup, Explanation; xaibench: seeding": total - loop}
 
 

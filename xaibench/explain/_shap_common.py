@@ -126,39 +126,6 @@ def model_function(backend: Backend, fill: Callable[[np.ndarray], np.ndarray] | 
     return f
 
 
-class MaskRows:
-    """shap's partition-tree mask matrix (a scipy CSR matrix, one row per tree node) read
-    row by row as dense boolean rows built from its CSR arrays.
-
-    ``PartitionExplainer.owen`` reads two rows per tree node it expands
-    (``m10[:] += mask_matrix[node, :]``); scipy's row slicing costs more than the model
-    evaluation of the mask. The rows hold the same features, so the masks are identical.
-    """
-
-    def __init__(self, matrix: Any) -> None:
-        self.shape = matrix.shape
-        self._indptr, self._indices = matrix.indptr, matrix.indices
-
-    def __getitem__(self, key: tuple[int, slice]) -> np.ndarray:
-        node, columns = key
-        if columns != slice(None):
-            raise IndexError("MaskRows reads whole rows: mask_matrix[node, :]")
-        row = np.zeros(self.shape[1], dtype=bool)
-        row[self._indices[self._indptr[node]:self._indptr[node + 1]]] = True
-        return row
-
-
-def read_mask_rows_densely(explainer: Any) -> None:
-    """Give a ``shap.PartitionExplainer`` built on a fixed partition tree :class:`MaskRows`
-    over its CSR mask matrix (left as it is when shap's layout is not the CSR matrix this
-    was written for)."""
-    from scipy import sparse
-
-    matrix = getattr(explainer, "_mask_matrix", None)
-    if sparse.issparse(matrix) and matrix.format == "csr" and matrix.dtype == bool:
-        explainer._mask_matrix = MaskRows(matrix)
-
-
 @contextlib.contextmanager
 def numpy_global_seed(seed: int | None) -> Iterator[None]:
     """Seed the global RNGs shap draws from, and restore numpy's afterwards.

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from xaibench.backend import Backend
+from xaibench.errors import ConfigError
 from xaibench.explain._shap_common import (check_grouping, check_output_indices,
                                            check_positive_int, check_seed, empty_result,
                                            image_values, masker_input, model_function,
-                                           numpy_global_seed, read_mask_rows_densely,
-                                           resolve_masker)
+                                           numpy_global_seed, resolve_masker)
 
 
 def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
               masker: Any = "blur(8,8)", max_evals: int = 500, batch_size: int = 50,
               seed: int | None = 0, patch: int | None = None
               ) -> tuple[np.ndarray, np.ndarray]:
-    """Explain ``output_indices`` of ``x`` with ``shap.PartitionExplainer``.
+    """Explain ``output_indices`` of ``x`` with Partition SHAP (shap's ``PartitionExplainer``
+    algorithm, bit for bit: :mod:`xaibench.explain._owen`).
 
     Parameters
     ----------
@@ -57,9 +58,8 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     most, so unless ``max_evals`` resolves the whole tree, the values for one class depend on
     which other classes are explained alongside it.
     """
-    import shap
-
     from xaibench.explain._image_maskers import batched_fill
+    from xaibench.explain._owen import PartitionTree, owen_values
 
     idx = check_output_indices(x, output_indices)
     max_evals = check_positive_int("max_evals", max_evals, minimum=2)
@@ -74,13 +74,35 @@ def partition(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
     values = np.zeros((*x.shape, idx.shape[1]), dtype=np.float64)
     rows = masker_input(shap_masker, x)
     base_values = np.zeros(idx.shape, dtype=np.float64)
+    if getattr(shap_masker, "clustering", None) is None:
+        raise ConfigError(f"partition needs a masker with a partition tree (clustering); "
+                          f"{shap_masker!r} has none (for tabular rows use 'partition')")
+    tree = PartitionTree(shap_masker.clustering)
+    every_feature = np.ones((1, tree.n_features), dtype=bool)
     with batched_fill(shap_masker) as fill:
-        explainer = shap.PartitionExplainer(model_function(backend, fill), shap_masker)
-        read_mask_rows_densely(explainer)
+        model = model_function(backend, fill)
         for n in range(len(x)):
+            evaluate, outputs = _masked_row_model(shap_masker, model, rows[n], fill), idx[n]
             with numpy_global_seed(seed):
-                explanation = explainer(rows[n:n + 1], max_evals=max_evals, batch_size=batch_size,
-                                        outputs=idx[n], silent=True)
-            values[n] = image_values(shap_masker, explanation.values[0], shape)
-            base_values[n] = np.asarray(explanation.base_values).reshape(-1)
+                f00, f11 = evaluate(~every_feature)[0, outputs], evaluate(every_feature)[0, outputs]
+                owen = owen_values(lambda masks: evaluate(masks)[:, outputs], tree, f00, f11,
+                                   max_evals - 2, batch_size)
+            values[n] = image_values(shap_masker, owen, shape)
+            base_values[n] = f00
     return values, base_values
+
+
+def _masked_row_model(masker: Any, model: Callable[[np.ndarray], np.ndarray], row: np.ndarray,
+                      fill: Callable[[np.ndarray], np.ndarray] | None
+                      ) -> Callable[[np.ndarray], np.ndarray]:
+    """(B, M) keep masks -> (B, n_outputs) float64 scores of ``row`` masked as ``masker``
+    masks it. A masker whose filling is deferred (``fill``) is handed the row once and the
+    model fills and predicts whole batches of masks; any other masker goes through shap's
+    ``MaskedModel`` (which averages over a tabular masker's background rows)."""
+    if fill is None:
+        from shap import links
+        from shap.utils import MaskedModel
+
+        return MaskedModel(model, masker, links.identity, True, row)
+    masker(np.zeros(masker.shape[1], dtype=bool), row)  # the image the masks apply to
+    return lambda masks: model(masks).astype(np.float64)

@@ -118,20 +118,3 @@ def test_permutation_hands_the_masker_one_delta_call_and_predicts_in_batches(tor
                 seed=0)
     assert calls == ["i", "i"]  # two permutations, one call each
     assert sizes == ([16] * 8 + [1]) * 2  # 129 evaluations per permutation, 16 at a time
-
-
-def test_mask_rows_are_the_rows_of_shaps_sparse_mask_matrix():
-    from shap.utils._masked_model import make_masks
-
-    from xaibench.explain._shap_common import MaskRows
-
-    matrix = make_masks(make_masker("blur(3,3)", (6, 5, 2)).clustering)
-    rows = MaskRows(matrix)
-    dense = matrix.toarray()
-    assert rows.shape == dense.shape == (2 * 60 - 1, 60)
-    for node in range(len(dense)):
-        m = np.zeros(60, dtype=bool)
-        m[:] += rows[node, :]  # as PartitionExplainer.owen reads them
-        np.testing.assert_array_equal(m, dense[node])
-    with pytest.raises(IndexError, match="whole rows"):
-        rows[0, 3:5]
