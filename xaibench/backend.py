@@ -311,7 +311,9 @@ class Backend(ABC):
             scores = np.concatenate([self._predict_batch(x[i:i + self.batch_size])
                                      for i in range(0, n, self.batch_size)]
                                     ).astype(np.float32, copy=False)
-        if not np.isfinite(scores).all():
+        # one reduction: a float64 sum of float32 scores cannot overflow, so it is finite
+        # exactly when every score is
+        if not math.isfinite(np.add.reduce(scores, axis=None, dtype=np.float64)):
             self._raise_nonfinite_scores(scores)
         return scores
 
