@@ -247,9 +247,12 @@ class KerasBackend(ClassActivationMaps, Backend):
             raise ConfigError(f"KerasBackend needs a keras.Model, got {type(model).__name__}")
         super().__init__(spec, batch_size=batch_size)
         self.model = model
+        # the traced graph itself: calling it skips tf.function's per-call dispatch (~0.25 ms,
+        # a fifth of a batch-1 forward of the zoo CNN), with the same outputs bit for bit
         self._forward = tf.function(
-            self._call, input_signature=[tf.TensorSpec((None, *spec.shape), tf.float32)])
-        out = self._forward.get_concrete_function().structured_outputs
+            self._call, input_signature=[tf.TensorSpec((None, *spec.shape), tf.float32)]
+        ).get_concrete_function()
+        out = self._forward.structured_outputs
         if not isinstance(out, tf.Tensor) or out.shape.rank != 2 or out.shape[1] != spec.n_classes:
             got = f"shape {tuple(out.shape)}" if isinstance(out, tf.Tensor) else repr(out)
             raise ConfigError(f"model '{model.name}' outputs {got}; expected one tensor of shape "
@@ -272,7 +275,7 @@ class KerasBackend(ClassActivationMaps, Backend):
     def _native_deep(self, x: np.ndarray, output_indices: np.ndarray,
                      background: np.ndarray) -> tuple[np.ndarray]:
         """DeepLIFT per distinct class, each on a one-column view of the model."""
-        check_deep_supported(self.model, self._forward.get_concrete_function().graph)
+        check_deep_supported(self.model, self._forward.graph)
         inputs, outputs = self._symbolic
 
         def explain_class(cls: int, images: np.ndarray) -> np.ndarray:

@@ -45,10 +45,22 @@ def test_predict_uses_the_compiled_path_and_equals_model_call(cnn, monkeypatch):
         raise AssertionError("model.predict must not be called")
 
     monkeypatch.setattr(cnn.model, "predict", forbidden)
+    monkeypatch.setattr(cnn, "_call", forbidden)  # traced once, at construction: no retracing
     for n in (1, 3, 7):
         x = sample_images(cnn, n, seed=n)
         np.testing.assert_array_equal(cnn.predict(x), cnn.model(x, training=False).numpy())
-    assert cnn._forward.experimental_get_tracing_count() == 1, "fixed signature: one trace"
+
+
+def test_predict_follows_new_weights(cnn):
+    """The traced graph reads the model's variables: weights set later are the ones used."""
+    x = sample_images(cnn, 4, seed=1)
+    weights = cnn.get_weights()
+    try:
+        cnn.set_weights({layer: {k: v * 0.5 for k, v in params.items()}
+                         for layer, params in weights.items()})
+        np.testing.assert_array_equal(cnn.predict(x), cnn.model(x, training=False).numpy())
+    finally:
+        cnn.set_weights(weights)
 
 
 def test_model_output_must_match_spec():
