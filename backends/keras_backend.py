@@ -35,7 +35,7 @@ from backends._cam import CAM_METHODS, ClassActivationMaps  # noqa: E402
 from backends._shap_native import (explain_by_class, global_numpy_rng_preserved,  # noqa: E402
                                    spread_to_image)
 from xaibench._files import replaced_atomically  # noqa: E402
-from xaibench.backend import Backend, ImageSpec, Weights  # noqa: E402
+from xaibench.backend import DEFAULT_BATCH_SIZE, Backend, ImageSpec, Weights  # noqa: E402
 from xaibench.errors import ConfigError, UnsupportedModelError, XaibenchError  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
@@ -242,7 +242,8 @@ class KerasBackend(ClassActivationMaps, Backend):
     native_methods: ClassVar[dict[str, tuple[str, ...]]] = {
         "deep": (), "gradient": ("nsamples", "local_smoothing", "seed", "layer"), **CAM_METHODS}
 
-    def __init__(self, model: keras.Model, spec: ImageSpec, *, batch_size: int = 256) -> None:
+    def __init__(self, model: keras.Model, spec: ImageSpec, *,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         if not isinstance(model, keras.Model):
             raise ConfigError(f"KerasBackend needs a keras.Model, got {type(model).__name__}")
         super().__init__(spec, batch_size=batch_size)

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from xaibench._files import replaced_atomically
-from xaibench.backend import Backend, ImageSpec, Weights, check_checkpoint_shapes
+from xaibench.backend import (DEFAULT_BATCH_SIZE, Backend, ImageSpec, Weights,
+                              check_checkpoint_shapes)
 from xaibench.errors import ConfigError, MissingFrameworkError, UnsupportedModelError, XaibenchError
 
 try:
@@ -114,7 +115,8 @@ class TorchBackend(ClassActivationMaps, Backend):
                       "gradient": ("nsamples", "local_smoothing", "seed", "layer"),
                       **CAM_METHODS}
 
-    def __init__(self, module: nn.Module, spec: ImageSpec, *, batch_size: int = 256) -> None:
+    def __init__(self, module: nn.Module, spec: ImageSpec, *,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         super().__init__(spec, batch_size=batch_size)
         if not isinstance(module, nn.Module):
             raise XaibenchError(f"TorchBackend needs a torch.nn.Module, got {type(module).__name__}")

@@ -278,6 +278,12 @@ def _check_attributions(method: str, arrays: Mapping[str, np.ndarray | None]) ->
                 f"explainer (partition, permutation)")
 
 
+#: images per model call when ``predict`` splits a batch: 128 keeps the zoo CNNs' activations
+#: in the CPU caches (torch and Flax predict 500 28x28 images 1.6x faster than in pieces of
+#: 256; Keras is as fast either way; BENCHMARKS.md); a bound on memory for large images
+DEFAULT_BATCH_SIZE = 128
+
+
 class Backend(ABC):
     """One model of one framework behind numpy ``predict`` / ``explain``."""
 
@@ -291,7 +297,7 @@ class Backend(ABC):
     #: :meth:`layer_names` / :meth:`randomized`); a tree ensemble is not
     has_weight_tensors: ClassVar[bool] = True
 
-    def __init__(self, spec: ImageSpec, *, batch_size: int = 256) -> None:
+    def __init__(self, spec: ImageSpec, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.spec = spec
         self.batch_size = batch_size
         #: number of images passed through the model by ``predict`` since construction

@@ -56,18 +56,21 @@ def test_predict_matches_apply_for_every_batch_size_without_recompiling():
 
 
 def test_buckets_cover_up_to_the_batch_size():
-    assert _buckets(256) == (1, 2, 4, 8, 16, 32, 64, 128, 256)
-    assert _buckets(50) == (1, 2, 4, 8, 16, 32, 50)
+    assert _buckets(256) == (1, 2, 4, 8, 16, *range(32, 257, 16))
+    assert _buckets(128) == (1, 2, 4, 8, 16, 32, 48, 64, 80, 96, 112, 128)
+    assert _buckets(50) == (1, 2, 4, 8, 16, 32, 48, 50)
+    assert _buckets(3) == (1, 2, 3)
     assert _buckets(1) == (1,)
 
 
 def test_a_batch_is_cut_into_buckets_and_padded_only_when_that_wastes_little():
-    assert _pieces(50, 256) == (32, 16, 2)  # padding to 64 would waste 14 of 50 rows
-    assert _pieces(127, 256) == (128,)  # one padded row
-    assert _pieces(6, 256) == (4, 2)
+    assert _pieces(50, 128) == (48, 2)  # padding to 64 would waste 14 of 50 rows
+    assert _pieces(127, 128) == (128,)  # one padded row
+    assert _pieces(6, 128) == (4, 2)
     assert _pieces(255, 256) == (256,)
-    assert _pieces(200, 256) == (128, 64, 8)
-    assert _pieces(45, 50) == (50,)  # the batch size is a bucket too
+    assert _pieces(200, 256) == (208,)  # 8 padded rows: 4 % of the batch
+    assert _pieces(33, 128) == (32, 1)
+    assert _pieces(45, 50) == (48,)
     assert _pieces(40, 50) == (32, 8)
 
 
