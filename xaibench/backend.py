@@ -282,6 +282,9 @@ def _check_attributions(method: str, arrays: Mapping[str, np.ndarray | None]) ->
 #: in the CPU caches (torch and Flax predict 500 28x28 images 1.6x faster than in pieces of
 #: 256; Keras is as fast either way; BENCHMARKS.md); a bound on memory for large images
 DEFAULT_BATCH_SIZE = 128
+#: masked images per ``predict`` call of the model-agnostic explainers (their default
+#: ``batch_size``); backends that compile per batch size compile this one too
+EXPLAINER_BATCH_SIZE = 50
 
 
 class Backend(ABC):

@@ -80,7 +80,7 @@ class Entry:
     #: the :data:`MODALITIES` the entry applies to (validation refuses it for the others)
     modalities: frozenset[str] = frozenset(("image", "tabular"))
     #: maskers: whether they define a partition tree over the features; explainers: whether
-    #: their masker must (shap's PartitionExplainer walks the tree)
+    #: their masker must (Partition SHAP walks the tree)
     feature_tree: bool = True
     needs_feature_tree: bool = False
 
@@ -290,7 +290,7 @@ explainers.register("tree", "xaibench.explain.native:tree",
                     description="exact TreeSHAP of tree ensembles (shap TreeExplainer)",
                     native=True, consumes=("background",))
 explainers.register("partition", "xaibench.explain.partition:partition",
-                    description="shap PartitionExplainer over backend.predict",
+                    description="Partition SHAP (shap's Owen values) over backend.predict",
                     minimums={"max_evals": Minimum(2), "batch_size": Minimum(1), "seed": _SEED},
                     consumes=("masker", "seed"), default_masker="blur(8,8)", budget="max_evals",
                     needs_feature_tree=True)

@@ -56,15 +56,16 @@ def test_predict_matches_apply_for_every_batch_size_without_recompiling():
 
 
 def test_buckets_cover_up_to_the_batch_size():
-    assert _buckets(256) == (1, 2, 4, 8, 16, *range(32, 257, 16))
-    assert _buckets(128) == (1, 2, 4, 8, 16, 32, 48, 64, 80, 96, 112, 128)
+    assert _buckets(256) == (1, 2, 4, 8, 16, 32, 48, 50, *range(64, 257, 16))
+    assert _buckets(128) == (1, 2, 4, 8, 16, 32, 48, 50, 64, 80, 96, 112, 128)
     assert _buckets(50) == (1, 2, 4, 8, 16, 32, 48, 50)
     assert _buckets(3) == (1, 2, 3)
     assert _buckets(1) == (1,)
 
 
 def test_a_batch_is_cut_into_buckets_and_padded_only_when_that_wastes_little():
-    assert _pieces(50, 128) == (48, 2)  # padding to 64 would waste 14 of 50 rows
+    assert _pieces(50, 128) == (50,)  # the explainers' batch runs in one call
+    assert _pieces(56, 128) == (50, 8)  # padding to 64 would waste 8 of 56 rows
     assert _pieces(127, 128) == (128,)  # one padded row
     assert _pieces(6, 128) == (4, 2)
     assert _pieces(255, 256) == (256,)

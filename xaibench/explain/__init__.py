@@ -4,7 +4,8 @@ Every explainer is ``fn(backend, x, output_indices, **params) -> (values, base_v
 normally run through ``backend.explain(name, x, targets, **params)`` (see
 :data:`xaibench.registry.explainers`):
 
-- ``partition``: :func:`xaibench.explain.partition.partition` — shap PartitionExplainer
+- ``partition``: :func:`xaibench.explain.partition.partition` — shap's PartitionExplainer
+  algorithm (Owen values), compiled, bit-identical to shap's
 - ``permutation``: :func:`xaibench.explain.permutation.permutation` — shap
   PermutationExplainer; needs ``max_evals >= 2·M + 1`` (M = H·W·C, or the number of
   superpixels with ``patch``)

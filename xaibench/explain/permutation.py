@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from xaibench.backend import Backend
+from xaibench.backend import EXPLAINER_BATCH_SIZE, Backend
 from xaibench.errors import ConfigError
 from xaibench.explain._shap_common import (check_grouping, check_output_indices,
                                            check_positive_int, check_seed, empty_result,
@@ -31,7 +31,8 @@ def min_max_evals(image_shape: tuple[int, int, int], patch: int | None = None) -
 
 
 def permutation(backend: Backend, x: np.ndarray, output_indices: np.ndarray, *,
-                masker: Any = "blur(8,8)", max_evals: int | None = None, batch_size: int = 50,
+                masker: Any = "blur(8,8)", max_evals: int | None = None,
+                batch_size: int = EXPLAINER_BATCH_SIZE,
                 seed: int | None = 0, patch: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Explain ``output_indices`` of ``x`` with ``shap.PermutationExplainer``.
