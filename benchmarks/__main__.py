@@ -321,7 +321,8 @@ def grouping(shape: tuple[int, int, int], patch: int | None) -> str:
 # --- f: seconds per image by size ---------------------------------------------------------------
 def size_rows(settings: Settings) -> list[Row]:
     """Row f: seconds per image of every explainer (torch fmnist_cnn) at each of SHAPES, and
-    of partition and permutation over GROUPING_PATCH superpixels."""
+    of partition and permutation over GROUPING_PATCH superpixels (each explainer runs once
+    untimed first, at the smallest shape)."""
     from benchmarks._frameworks import torch_harness
 
     per_image: dict[str, list[str]] = {}
@@ -341,6 +342,11 @@ def size_rows(settings: Settings) -> list[Row]:
             "gradient": lambda: h.backend.native_explain(
                 "gradient", x, idx, background=background, nsamples=settings.gradient_samples)}
         for name, fn in runs.items():
+            if shape == SHAPES[0]:  # untimed: compiles numba code and warms the framework up
+                try:
+                    fn()
+                except ConfigError:
+                    pass
             start = time.perf_counter()
             try:
                 fn()
