@@ -40,6 +40,7 @@ def shap_partition(backend, rows: np.ndarray, idx: np.ndarray, masker, seed: int
     (300, 50, [[1, 2], [0, 1]]),
     (5000, 16, [[0, 1], [2, 0]]),    # more than the whole tree needs: the queue empties
     (40, 1, [[1], [1]]),             # one node per batch
+    (2, 3, [[0, 2], [1, 0]]),        # only f00 and f11: the root's credit spread evenly
 ])
 @pytest.mark.parametrize("seed", [0, 7])
 def test_image_values_equal_shaps(torch_backend, max_evals, batch_size, outputs, seed):
