@@ -185,9 +185,12 @@ def test_a_second_run_while_one_runs_is_refused_naming_its_pid(tmp_path, cache):
     assert len(Store(out).done_keys()) == 1, "the refused run computed nothing"
 
 
-#: the CLI with run_cell gated: the first cell runs, the next ones wait to be killed
+#: the CLI with run_cell gated: the first cell runs, the next ones wait to be killed. Ctrl-C's
+#: handler is Python's own, as in a terminal: a test suite started in the background by
+#: ``sh -c '... &'`` or nohup inherits SIGINT ignored, and Python then installs none
 GATED_CLI = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from xaibench.experiment import runner
 real = runner.run_cell
 def gated(cell, *args, **kwargs):
